@@ -1,0 +1,38 @@
+"""calkit: measure and fix the calibration of classifiers.
+
+Metrics work with numpy and scipy alone; torch tensors are accepted wherever
+arrays are (torch is an optional extra), and plotting needs matplotlib.
+"""
+
+from calkit.binning import BinTable, assign_bins, bin_table, quantile_edges, uniform_edges
+from calkit.logits import log_softmax, softmax
+from calkit.metrics import (
+    CalibrationResult,
+    accuracy,
+    brier_score,
+    calibration_error,
+    debiased_ece,
+    ece,
+    nll,
+    sweep_ece,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BinTable",
+    "CalibrationResult",
+    "accuracy",
+    "assign_bins",
+    "bin_table",
+    "brier_score",
+    "calibration_error",
+    "debiased_ece",
+    "ece",
+    "log_softmax",
+    "nll",
+    "quantile_edges",
+    "softmax",
+    "sweep_ece",
+    "uniform_edges",
+]

@@ -1,0 +1,249 @@
+"""Input validation, in one place.
+
+Every public metric, calibrator and loss helper checks its inputs here and gets
+back plain, validated arrays.  Errors are ``ValueError`` (or ``TypeError``)
+messages that name the argument and the problem.
+
+The row checks on an ``(N, K)`` probability matrix (finite, non-negative, rows
+summing to one) are fused with the top-label extraction (argmax and maximum) in
+a single cache-blocked pass, so validation costs little beyond the work the
+metrics need anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+
+from calkit._array import Array, is_torch, torch_module
+
+_ROW_BLOCK_BYTES = 1 << 20  # rows are processed in blocks of about 1 MiB (fits L2)
+
+
+def default_sum_tol(dtype) -> float:
+    """Tolerance on ``|row sum - 1|``: 1e-4, or 1e-2 for 16-bit floats."""
+    return 1e-2 if dtype.itemsize <= 2 else 1e-4
+
+
+def check_n_bins(n_bins, n_samples: int | None = None, name: str = "n_bins") -> int:
+    """A positive integer number of bins, and at most ``n_samples``."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n_bins!r}")
+    if n_samples is not None and n_samples < n_bins:
+        raise ValueError(
+            f"{name}={n_bins} is more than the number of samples ({n_samples}); "
+            f"use fewer bins"
+        )
+    return int(n_bins)
+
+
+def check_option(value, name: str, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _as_array(x, name: str):
+    if is_torch(x):
+        return x.detach()
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object:
+        raise ValueError(f"{name} must be numeric, got an object array")
+    return arr
+
+
+def _is_float(x) -> bool:
+    if is_torch(x):
+        return x.is_floating_point()
+    return np.issubdtype(x.dtype, np.floating)
+
+
+def _all(x) -> bool:
+    return bool(x.all())
+
+
+def check_scores(scores, name: str = "scores") -> Array:
+    """A 1-D finite float array of values in [0, 1]."""
+    s = _as_array(scores, name)
+    if s.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(s.shape)}")
+    if s.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if not _is_float(s):
+        s = s.double() if is_torch(s) else s.astype(np.float64)
+    lo, hi = s.min(), s.max()
+    if not (_finite(lo) and _finite(hi)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{float(lo)}, {float(hi)}]")
+    return s
+
+
+def _finite(v) -> bool:
+    return bool(v == v) and abs(float(v)) != float("inf")
+
+
+def check_binary_targets(targets, n: int, name: str = "targets") -> Array:
+    """A 1-D 0/1 (or bool) array of length ``n``."""
+    t = _as_array(targets, name)
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
+    if not _all((t == 0) | (t == 1)):
+        raise ValueError(f"{name} must contain only 0/1 (or boolean) values")
+    return t
+
+
+def check_logits(logits, name: str = "logits") -> Array:
+    """A 2-D finite float array of logits (N, K) with K >= 2."""
+    z = _as_array(logits, name)
+    if z.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_classes), got shape {tuple(z.shape)}")
+    if z.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if z.shape[1] < 2:
+        raise ValueError(f"{name} needs at least 2 classes, got {z.shape[1]}")
+    if not _is_float(z):
+        raise ValueError(f"{name} must be a floating-point array, got {z.dtype}")
+    if not _all(_isfinite(z)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return z
+
+
+def _isfinite(x):
+    return torch_module().isfinite(x) if is_torch(x) else np.isfinite(x)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Validated classifier outputs.
+
+    Attributes
+    ----------
+    y_true : array of shape (N,)
+        Integer class labels in ``[0, n_classes)``.
+    y_prob : array of shape (N, K) or (N,)
+        Probabilities; 1-D means the positive-class probability of a binary task.
+    n_classes : int
+        ``K`` (2 for 1-D binary input).
+    predicted : array of shape (N,)
+        Predicted label (argmax; for binary input, 1 where ``p > 0.5``).
+    confidence : array of shape (N,)
+        Probability of the predicted label (``max(p, 1 - p)`` for binary input).
+    """
+
+    y_true: Array
+    y_prob: Array
+    n_classes: int
+    predicted: Array
+    confidence: Array
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.y_true.shape[0])
+
+    @property
+    def binary(self) -> bool:
+        return self.y_prob.ndim == 1
+
+    @property
+    def correct(self) -> Array:
+        return self.predicted == self.y_true
+
+
+def check_classification(y_true, y_prob, *, sum_tol: float | None = None) -> Classification:
+    """Validate ``(y_true, y_prob)`` and extract the top-label view in one pass.
+
+    ``y_prob`` is ``(N, K)`` probabilities (rows sum to one within ``sum_tol``)
+    or ``(N,)`` positive-class probabilities of a binary task.  ``y_true`` holds
+    integer labels ``(N,)`` or a one-hot matrix ``(N, K)``.
+    """
+    p = _as_array(y_prob, "y_prob")
+    if p.ndim not in (1, 2):
+        raise ValueError(f"y_prob must be 1-D or 2-D, got shape {tuple(p.shape)}")
+    if p.shape[0] == 0:
+        raise ValueError("y_prob is empty")
+    if not _is_float(p):
+        raise ValueError(f"y_prob must be a floating-point array, got {p.dtype}")
+    n_classes = 2 if p.ndim == 1 else int(p.shape[1])
+    if p.ndim == 2 and n_classes < 2:
+        raise ValueError("y_prob needs at least 2 columns (classes); for a binary task "
+                         "pass the positive-class probabilities as a 1-D array")
+    y = check_labels(y_true, p.shape[0], n_classes, like=p)
+    if p.ndim == 1:
+        check_scores(p, "y_prob")
+        predicted = (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
+        confidence = p.maximum(1 - p) if is_torch(p) else np.maximum(p, 1 - p)
+        return Classification(y, p, 2, predicted, confidence)
+    tol = default_sum_tol(p.dtype) if sum_tol is None else check_positive(sum_tol, "sum_tol")
+    predicted, confidence, row_sum, minimum = _row_summary(p)
+    if not _all(_isfinite(row_sum)):
+        raise ValueError("y_prob contains NaN or infinite values")
+    if float(minimum) < 0:
+        raise ValueError(f"y_prob contains negative values (minimum {float(minimum):.3g}); "
+                         "pass probabilities, or logits through calkit.softmax")
+    worst = float((row_sum - 1).abs().max() if is_torch(row_sum) else np.abs(row_sum - 1).max())
+    if worst > tol:
+        raise ValueError(
+            f"rows of y_prob must sum to 1 (largest deviation {worst:.3g} > sum_tol={tol:g}); "
+            "if these are logits, apply calkit.softmax first")
+    return Classification(y, p, n_classes, predicted, confidence)
+
+
+def _row_summary(p):
+    """argmax, max, row sum and global minimum of a probability matrix, one pass."""
+    if is_torch(p):
+        confidence, predicted = p.max(dim=1)
+        return predicted, confidence, p.sum(dim=1), p.min()
+    n, k = p.shape
+    predicted = np.empty(n, dtype=np.int64)
+    row_sum = np.empty(n, dtype=p.dtype)
+    block = max(1, _ROW_BLOCK_BYTES // max(1, k * p.itemsize))
+    minimum = np.inf
+    for start in range(0, n, block):
+        rows = p[start:start + block]
+        rows.argmax(axis=1, out=predicted[start:start + block])
+        rows.sum(axis=1, out=row_sum[start:start + block])
+        minimum = min(minimum, rows.min())
+    confidence = np.take_along_axis(p, predicted[:, None], axis=1)[:, 0]
+    return predicted, confidence, row_sum, minimum
+
+
+def check_labels(y_true, n: int, n_classes: int, like=None) -> Array:
+    """Integer labels of length ``n`` in ``[0, n_classes)``; one-hot is converted."""
+    y = _as_array(y_true, "y_true")
+    if like is not None and is_torch(like) and not is_torch(y):
+        y = torch_module().as_tensor(np.asarray(y), device=like.device)
+    if y.ndim == 2:
+        if tuple(y.shape) != (n, n_classes):
+            raise ValueError(f"one-hot y_true must have shape ({n}, {n_classes}), "
+                             f"got {tuple(y.shape)}")
+        row_sum = y.sum(1)
+        if not (_all((y == 0) | (y == 1)) and _all(row_sum == 1)):
+            raise ValueError("a 2-D y_true must be one-hot: 0/1 with exactly one 1 per row")
+        y = y.argmax(1)
+    elif y.ndim != 1:
+        raise ValueError(f"y_true must be 1-D labels or 2-D one-hot, got shape {tuple(y.shape)}")
+    if y.shape[0] != n:
+        raise ValueError(f"y_true has {y.shape[0]} samples but y_prob has {n}")
+    if _is_float(y):
+        if not _all(y == y.round() if is_torch(y) else y == np.round(y)):
+            raise ValueError("y_true must hold integer class labels, got non-integer floats")
+    if is_torch(y):
+        y = y.long()
+    else:
+        y = y.astype(np.int64, copy=False)
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"y_true labels must lie in [0, {n_classes - 1}], got values in "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    return y

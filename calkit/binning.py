@@ -1,0 +1,392 @@
+"""The binning engine: one place that turns scores and 0/1 targets into a bin table.
+
+Every binned quantity in calkit (ECE and its variants, reliability diagrams,
+histogram binning, the AdaFocal loss, the streaming accumulator) is computed from
+the :class:`BinTable` built here.  Numpy arrays and torch tensors (CPU or CUDA)
+take the same path; torch inputs stay on their device and all sums are float64.
+
+Conventions
+-----------
+strategy
+    ``"uniform"``: ``n_bins`` equal-width bins with edges ``k / n_bins`` (each
+    edge is the correctly rounded float64 value of the fraction, so a score
+    exactly equal to ``0.3`` sits *on* the edge ``3/10``, not beside it).
+    ``"quantile"``: equal-mass bins, see :func:`quantile_edges`.
+    ``"explicit"``: the caller's edges (recorded when ``edges=`` is given).
+closed
+    ``"right"`` (default): bins are ``(a, b]`` and the first bin is closed,
+    ``[0, b]``.  This is the convention of scikit-learn's ``calibration_curve``,
+    Kumar et al.'s ``uncertainty-calibration``, the temperature-scaling and
+    focal-loss reference code and AdaFocal.  ``"left"``: bins are ``[a, b)`` and
+    the last bin is closed, ``[a, 1]``, so a confidence of exactly 1.0 lands in
+    the last bin (netcal, Roelofs et al.'s ``caltrain``).  Scores below the first
+    edge or above the last one are counted in the first or last bin.
+empty bins
+    Uniform and explicit bins keep their empty bins (count 0; their means and gap
+    are NaN).  Quantile bins never are empty: see :func:`quantile_edges`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from calkit import _array as xp
+from calkit._array import Array
+from calkit._validation import check_binary_targets, check_n_bins, check_option, check_scores
+
+Strategy = Literal["uniform", "quantile"]
+Closed = Literal["right", "left"]
+STRATEGIES = ("uniform", "quantile")
+CLOSED = ("right", "left")
+
+
+@dataclass(frozen=True)
+class BinTable:
+    """Per-bin statistics of scores against 0/1 targets.
+
+    Attributes
+    ----------
+    edges : array of shape (n_bins + 1,)
+        Bin edges, increasing, float64.
+    count : array of shape (n_bins,)
+        Samples per bin (int64).
+    sum_score, sum_target : array of shape (n_bins,)
+        float64 sums of the scores and of the targets in each bin.
+    strategy, closed : str
+        How the edges were made and which side of a bin is closed.
+
+    Derived per-bin quantities (``mean_score``, ``mean_target``, ``gap``,
+    ``weight``) are NaN for empty bins.  Arrays are numpy arrays, or torch
+    tensors on the input's device when the input was a tensor.
+    """
+
+    edges: Array
+    count: Array
+    sum_score: Array
+    sum_target: Array
+    strategy: str = "uniform"
+    closed: str = "right"
+    n_samples: int = field(default=-1)
+
+    def __post_init__(self):
+        if self.n_samples < 0:
+            object.__setattr__(self, "n_samples", int(self.count.sum()))
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.count.shape[0])
+
+    @property
+    def nonempty(self) -> Array:
+        return self.count > 0
+
+    def _per_bin_mean(self, total: Array) -> Array:
+        count = xp.as_float64(self.count)
+        return total / xp.where(self.nonempty, count, float("nan"))
+
+    @property
+    def mean_score(self) -> Array:
+        """Mean score (confidence) per bin."""
+        return self._per_bin_mean(self.sum_score)
+
+    @property
+    def mean_target(self) -> Array:
+        """Mean target (accuracy) per bin."""
+        return self._per_bin_mean(self.sum_target)
+
+    @property
+    def gap(self) -> Array:
+        """``mean_score - mean_target``: positive means over-confident."""
+        return self.mean_score - self.mean_target
+
+    @property
+    def weight(self) -> Array:
+        """Share of the samples in each bin."""
+        return self.count / self.n_samples
+
+    def to_numpy(self) -> BinTable:
+        """The same table with numpy arrays (copies device tensors to the host)."""
+        return BinTable(*(xp.to_numpy(a) for a in
+                          (self.edges, self.count, self.sum_score, self.sum_target)),
+                        strategy=self.strategy, closed=self.closed, n_samples=self.n_samples)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the table (lists of floats; NaN for empty bins)."""
+        t = self.to_numpy()
+        out = {"strategy": t.strategy, "closed": t.closed, "n_samples": t.n_samples}
+        for name in ("edges", "count", "sum_score", "sum_target", "mean_score",
+                     "mean_target", "gap"):
+            out[name] = np.asarray(getattr(t, name)).tolist()
+        return out
+
+
+def uniform_edges(n_bins: int) -> np.ndarray:
+    """Equal-width edges ``k / n_bins``, each correctly rounded (no linspace drift).
+
+    Examples
+    --------
+    >>> from calkit.binning import uniform_edges
+    >>> float(uniform_edges(10)[3])
+    0.3
+    """
+    n_bins = check_n_bins(n_bins)
+    return np.arange(n_bins + 1, dtype=np.float64) / n_bins
+
+
+def quantile_edges(scores: Array, n_bins: int) -> Array:
+    """Equal-mass edges: midpoints between the sorted scores at the split ranks.
+
+    The sorted scores are split like ``np.array_split`` (the first ``N % B``
+    parts get one extra sample) and each interior edge is the midpoint between
+    the last score of a part and the first of the next, so with distinct scores
+    every bin gets ``N // B`` or ``N // B + 1`` samples whichever side is closed.
+    The outer edges are 0 and 1, so the edges apply to new data as well.
+
+    Ties make this deterministic rather than exact: a run of equal scores is
+    never split (the bins are defined by value, so the result does not depend on
+    sample order), duplicate edges are dropped and :func:`bin_table` removes the
+    bins left empty, so fewer than ``n_bins`` bins may come back.  With fewer
+    samples than bins, ``min(N, n_bins)`` parts are used.  For distinct scores
+    the edges equal those of ``uncertainty-calibration``'s ``get_equal_bins``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import quantile_edges
+    >>> quantile_edges(np.array([0.1, 0.2, 0.6, 0.9]), 2)
+    array([0. , 0.4, 1. ])
+    """
+    n_bins = check_n_bins(n_bins)
+    s = _sort(scores)
+    return _quantile_edges_sorted(s, n_bins)
+
+
+def _sort(scores: Array) -> Array:
+    if xp.is_torch(scores):
+        return scores.sort().values
+    return np.sort(scores)
+
+
+def _quantile_edges_sorted(sorted_scores: Array, n_bins: int) -> Array:
+    n = int(sorted_scores.shape[0])
+    parts = min(n_bins, n)
+    k = np.arange(1, parts)
+    ranks = k * (n // parts) + np.minimum(k, n % parts)
+    ranks = xp.like(ranks, sorted_scores, dtype="int64")
+    below = xp.as_float64(sorted_scores[ranks - 1])
+    above = xp.as_float64(sorted_scores[ranks])
+    inner = (below + above) / 2
+    if xp.is_torch(inner):
+        torch = xp.torch_module()
+        edges = torch.cat([inner.new_zeros(1), inner, inner.new_ones(1)])
+        return torch.unique(edges.clamp(0, 1))
+    return np.unique(np.concatenate([[0.0], np.clip(inner, 0, 1), [1.0]]))
+
+
+def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
+    """Bin index of every score for increasing ``edges`` (int64, in [0, len(edges) - 2]).
+
+    Scores outside ``[edges[0], edges[-1]]`` go to the first or last bin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import assign_bins, uniform_edges
+    >>> assign_bins(np.array([0.0, 0.3, 0.31, 1.0]), uniform_edges(10), closed="right")
+    array([0, 2, 3, 9])
+    >>> assign_bins(np.array([0.0, 0.3, 0.31, 1.0]), uniform_edges(10), closed="left")
+    array([0, 3, 3, 9])
+    """
+    check_option(closed, "closed", CLOSED)
+    edges = xp.like(edges, scores) if xp.is_torch(scores) else np.asarray(edges, np.float64)
+    idx = xp.searchsorted(edges, scores, right=(closed == "left")) - 1
+    return idx.clamp(0, len(edges) - 2) if xp.is_torch(idx) else np.clip(
+        idx, 0, len(edges) - 2)
+
+
+def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:
+    """:func:`assign_bins` for ``uniform_edges(n_bins)`` in O(N) without a search.
+
+    ``floor``/``ceil`` of ``score * n_bins`` is off by at most one next to an
+    edge; one exact comparison with the edges ``k / n_bins`` corrects it.
+    """
+    c = xp.as_float64(scores)
+    torch = xp.torch_module() if xp.is_torch(c) else None
+    lib = torch if torch is not None else np
+    if closed == "right":
+        k = lib.ceil(c * n_bins) - 1
+    else:
+        k = lib.floor(c * n_bins)
+    k = k.clamp(0, n_bins - 1) if torch is not None else np.clip(k, 0, n_bins - 1)
+    if closed == "right":
+        k = k - ((c <= k / n_bins) & (k > 0))
+        k = k + ((c > (k + 1) / n_bins) & (k < n_bins - 1))
+    else:
+        k = k - ((c < k / n_bins) & (k > 0))
+        k = k + ((c >= (k + 1) / n_bins) & (k < n_bins - 1))
+    return k.long() if torch is not None else k.astype(np.int64)
+
+
+def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
+              closed: Closed = "right", edges=None) -> BinTable:
+    """Bin ``scores`` and sum ``targets`` per bin: the engine behind every binned metric.
+
+    Parameters
+    ----------
+    scores : array of shape (N,)
+        Scores (confidences) in [0, 1]; numpy array or torch tensor.
+    targets : array of shape (N,)
+        0/1 (or boolean) outcomes, e.g. whether the top-label prediction was right.
+    n_bins : int, default=15
+        Number of bins (ignored when ``edges`` is given).
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins (see the module docstring).
+    closed : {"right", "left"}, default="right"
+        ``"right"``: bins ``(a, b]``, first bin closed.  ``"left"``: bins
+        ``[a, b)``, last bin closed.
+    edges : array of shape (B + 1,), optional
+        Explicit increasing edges; overrides ``n_bins`` and ``strategy``.
+
+    Returns
+    -------
+    BinTable
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import bin_table
+    >>> t = bin_table(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 1, 1, 1]), n_bins=2)
+    >>> t.count.tolist(), t.mean_score.tolist(), t.mean_target.tolist()
+    ([2, 2], [0.25, 0.75], [0.5, 1.0])
+    """
+    s = check_scores(scores)
+    t = check_binary_targets(targets, s.shape[0])
+    check_option(closed, "closed", CLOSED)
+    if edges is not None:
+        e = _check_edges(edges, s)
+        return _bin_table_explicit(s, t, e, closed)
+    check_option(strategy, "strategy", STRATEGIES)
+    n_bins = check_n_bins(n_bins)
+    return _bin_table(s, t, n_bins, strategy, closed)
+
+
+def _check_edges(edges, like_scores) -> Array:
+    e = xp.like(edges, like_scores) if xp.is_torch(like_scores) else np.asarray(
+        edges, dtype=np.float64)
+    if e.ndim != 1 or e.shape[0] < 2:
+        raise ValueError("edges must be a 1-D array of at least 2 increasing values")
+    if not bool((e[1:] > e[:-1]).all()):
+        raise ValueError("edges must be strictly increasing")
+    return e
+
+
+def _bin_table(scores: Array, targets: Array, n_bins: int, strategy: str,
+               closed: str) -> BinTable:
+    """:func:`bin_table` on validated inputs (the metrics call this directly)."""
+    if strategy == "quantile":
+        return _bin_table_quantile(scores, targets, n_bins, closed)
+    idx = _uniform_index(scores, n_bins, closed)
+    edges = xp.like(uniform_edges(n_bins), scores)
+    return _table_from_index(idx, scores, targets, edges, "uniform", closed)
+
+
+def _bin_table_explicit(scores, targets, edges, closed) -> BinTable:
+    idx = assign_bins(scores, edges, closed)
+    return _table_from_index(idx, scores, targets, edges, "explicit", closed)
+
+
+def _table_from_index(idx, scores, targets, edges, strategy, closed) -> BinTable:
+    n_bins = int(edges.shape[0]) - 1
+    count = xp.bin_sum(idx, n_bins)
+    sum_score = xp.bin_sum(idx, n_bins, scores)
+    sum_target = xp.bin_sum(idx, n_bins, targets)
+    return BinTable(edges, count, sum_score, sum_target, strategy, closed,
+                    n_samples=int(scores.shape[0]))
+
+
+def _bin_table_quantile(scores, targets, n_bins, closed) -> BinTable:
+    s, t = sorted_pairs(scores, targets)
+    edges = _quantile_edges_sorted(s, n_bins)
+    table = table_from_sorted(s, t, edges, closed, strategy="quantile")
+    keep = _edges_of_nonempty_bins(table.count, closed)
+    if bool(keep.all()):
+        return table
+    nonempty = table.count > 0
+    return BinTable(table.edges[keep], table.count[nonempty], table.sum_score[nonempty],
+                    table.sum_target[nonempty], "quantile", closed, table.n_samples)
+
+
+def _edges_of_nonempty_bins(count, closed):
+    """Mask of the edges that stay when empty bins are merged away.
+
+    An empty bin is removed by dropping its open-side edge, which merges it
+    into its neighbour without moving any sample.
+    """
+    nonempty = count > 0
+    true = nonempty[:1] | True
+    if closed == "right":  # (a, b]: drop a; the first bin [0, b] is never empty
+        parts = (true, nonempty[1:], true)
+    else:  # [a, b): drop b; the last bin [a, 1] is never empty
+        parts = (true, nonempty[:-1], true)
+    if xp.is_torch(count):
+        return xp.torch_module().cat(parts)
+    return np.concatenate(parts)
+
+
+def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
+    """Scores sorted increasingly, with their 0/1 targets in the same order.
+
+    Ties are ordered by target (0 before 1), so the result depends only on the
+    multiset of (score, target) pairs, never on the input order.  On numpy the
+    pair is packed into one integer key (score bits shifted left, target in the
+    lowest bit), which sorts several times faster than ``argsort``.
+    """
+    if xp.is_torch(scores):
+        torch = xp.torch_module()
+        order = torch.argsort(targets.to(torch.uint8), stable=True)
+        s = scores[order]
+        s, order2 = torch.sort(s, stable=True)
+        return s, targets[order][order2]
+    s = np.asarray(scores)
+    if not np.issubdtype(s.dtype, np.floating) or s.dtype.itemsize > 8:
+        s = s.astype(np.float64)
+    bits = s.view(np.dtype(f"int{8 * s.itemsize}")).astype(np.int64)
+    key = (bits << 1) | np.asarray(targets, dtype=bool)
+    key.sort()
+    t = (key & 1).astype(bool)
+    key >>= 1
+    s_sorted = key.astype(np.dtype(f"int{8 * s.itemsize}")).view(s.dtype)
+    return s_sorted, t
+
+
+def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
+                      closed: Closed = "right", strategy: str = "explicit") -> BinTable:
+    """Bin table of already-sorted pairs by prefix sums: O(N) plus O(B log N)."""
+    n = int(sorted_scores.shape[0])
+    pos = xp.searchsorted(xp.as_float64(sorted_scores), edges, right=(closed == "right"))
+    pos[0] = 0
+    pos[-1] = n
+    return table_from_ranks(sorted_scores, sorted_targets, pos, edges, closed, strategy)
+
+
+def table_from_ranks(sorted_scores: Array, sorted_targets: Array, boundaries: Array,
+                     edges: Array | None = None, closed: Closed = "right",
+                     strategy: str = "rank", prefix: tuple | None = None) -> BinTable:
+    """Bin table of sorted pairs split at rank ``boundaries`` (``0 = b_0 <= ... <= b_B = N``).
+
+    Bin ``j`` holds the sorted samples ``boundaries[j]:boundaries[j+1]``.  When
+    ``edges`` is None they are the midpoints between neighbouring bins' scores.
+    ``prefix`` may pass precomputed ``(cumsum0(scores), cumsum0(targets))``.
+    """
+    cs, ct = prefix if prefix is not None else (xp.cumsum0(sorted_scores),
+                                                 xp.cumsum0(sorted_targets))
+    lo, hi = boundaries[:-1], boundaries[1:]
+    if edges is None:
+        s = xp.as_float64(sorted_scores)
+        inner = (s[hi[:-1] - 1] + s[hi[:-1]]) / 2
+        edges = xp.like(np.concatenate([[0.0], xp.to_numpy(inner), [1.0]]), sorted_scores)
+    return BinTable(edges, hi - lo, cs[hi] - cs[lo], ct[hi] - ct[lo], strategy, closed,
+                    n_samples=int(sorted_scores.shape[0]))

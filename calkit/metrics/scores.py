@@ -1,0 +1,97 @@
+"""Proper scores and accuracy: Brier score, negative log-likelihood, accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calkit import _array as xp
+from calkit._validation import Classification, check_classification
+
+_BLOCK_BYTES = 1 << 20
+
+
+def _true_class_prob(data: Classification):
+    """Probability given to the true class, as float64."""
+    p, y = data.y_prob, data.y_true
+    if data.binary:
+        p = xp.as_float64(p)
+        return xp.where(y == 1, p, 1.0) - xp.where(y == 1, 0.0, p)
+    if xp.is_torch(p):
+        return p.gather(1, y[:, None])[:, 0].double()
+    return np.take_along_axis(p, y[:, None], axis=1)[:, 0].astype(np.float64)
+
+
+def _sum_of_squares(p):
+    """Row sums of ``p**2`` in float64, in cache-sized blocks (no N x K float64 copy)."""
+    if xp.is_torch(p):
+        return (p.double() ** 2).sum(1)
+    n, k = p.shape
+    out = np.empty(n, dtype=np.float64)
+    block = max(1, _BLOCK_BYTES // (8 * k))
+    for start in range(0, n, block):
+        rows = p[start:start + block].astype(np.float64)
+        np.einsum("ij,ij->i", rows, rows, out=out[start:start + block])
+    return out
+
+
+def brier_score(y_true, y_prob, *, sum_tol: float | None = None):
+    """Brier score.
+
+    Multiclass ``(N, K)`` input: ``mean_i sum_k (p_ik - 1[y_i = k])^2``, in
+    ``[0, 2]`` (scikit-learn's multiclass ``brier_score_loss``).  Binary 1-D input
+    (probability of class 1): ``mean_i (p_i - y_i)^2``, in ``[0, 1]`` (the
+    classic binary Brier score, half the two-column sum).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import brier_score
+    >>> brier_score([1, 0], np.array([0.8, 0.4]))
+    0.1
+    >>> round(brier_score([0, 1], np.array([[0.8, 0.2], [0.4, 0.6]])), 6)
+    0.2
+    """
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
+    p_true = _true_class_prob(data)
+    if data.binary:
+        per_sample = (1 - p_true) ** 2
+    else:
+        per_sample = _sum_of_squares(data.y_prob) - 2 * p_true + 1
+    return xp.scalar(per_sample.mean())
+
+
+def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = None):
+    """Mean negative log-likelihood of the true class (log loss).
+
+    The true-class probability is clipped below at ``eps`` (default: the machine
+    epsilon of ``y_prob``'s dtype, as scikit-learn's ``log_loss``) so that a zero
+    probability gives a large finite loss rather than ``inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import nll
+    >>> round(nll([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]])), 6)
+    0.458145
+    """
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
+    if eps is None:
+        eps = float(np.finfo(str(data.y_prob.dtype).replace("torch.", "")).eps)
+    p_true = _true_class_prob(data)
+    p_true = p_true.clamp(min=eps) if xp.is_torch(p_true) else np.maximum(p_true, eps)
+    return xp.scalar(-(p_true.log() if xp.is_torch(p_true) else np.log(p_true)).mean())
+
+
+def accuracy(y_true, y_prob, *, sum_tol: float | None = None):
+    """Share of samples whose predicted (argmax) class is the true class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import accuracy
+    >>> accuracy([0, 1, 1], np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]]))
+    0.6666666666666666
+    """
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
+    correct = data.correct
+    return xp.scalar(correct.double().mean() if xp.is_torch(correct) else correct.mean())
