@@ -222,11 +222,14 @@ def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:
         k = lib.floor(c * n_bins)
     k = k.clamp(0, n_bins - 1) if torch is not None else np.clip(k, 0, n_bins - 1)
     if closed == "right":
-        k = k - ((c <= k / n_bins) & (k > 0))
-        k = k + ((c > (k + 1) / n_bins) & (k < n_bins - 1))
+        down = (c <= k / n_bins) & (k > 0)
+        k = k - down * 1.0
+        up = (c > (k + 1) / n_bins) & (k < n_bins - 1)
     else:
-        k = k - ((c < k / n_bins) & (k > 0))
-        k = k + ((c >= (k + 1) / n_bins) & (k < n_bins - 1))
+        down = (c < k / n_bins) & (k > 0)
+        k = k - down * 1.0
+        up = (c >= (k + 1) / n_bins) & (k < n_bins - 1)
+    k = k + up * 1.0
     return k.long() if torch is not None else k.astype(np.int64)
 
 
@@ -308,15 +311,58 @@ def _table_from_index(idx, scores, targets, edges, strategy, closed) -> BinTable
 
 
 def _bin_table_quantile(scores, targets, n_bins, closed) -> BinTable:
-    s, t = sorted_pairs(scores, targets)
+    s = _sort(scores)
     edges = _quantile_edges_sorted(s, n_bins)
-    table = table_from_sorted(s, t, edges, closed, strategy="quantile")
+    table = _table_from_sorted_scores(s, scores, targets, edges, closed)
     keep = _edges_of_nonempty_bins(table.count, closed)
     if bool(keep.all()):
         return table
     nonempty = table.count > 0
     return BinTable(table.edges[keep], table.count[nonempty], table.sum_score[nonempty],
                     table.sum_target[nonempty], "quantile", closed, table.n_samples)
+
+
+def _table_from_sorted_scores(sorted_scores, scores, targets, edges, closed) -> BinTable:
+    """Quantile bin table from the sorted scores, with no per-sample bin index.
+
+    Counts and score sums come from positions of the edges in the sorted scores
+    and a prefix sum.  Target sums (0/1 targets) come from sorting only the
+    smaller of the positive and negative subsets: bins are defined by value, so
+    the order of tied scores never matters.
+    """
+    n = int(sorted_scores.shape[0])
+    right = closed == "right"
+    pos = _edge_positions(sorted_scores, edges, right, n)
+    count = pos[1:] - pos[:-1]
+    sum_score = _segment_sums(sorted_scores, pos, count)
+    positive = targets != 0
+    n_pos = int(positive.sum())
+    subset = positive if 2 * n_pos <= n else ~positive
+    sub_pos = _edge_positions(_sort(scores[subset]), edges, right, int(subset.sum()))
+    sub_count = sub_pos[1:] - sub_pos[:-1]
+    sum_target = sub_count if subset is positive else count - sub_count
+    return BinTable(edges, count, sum_score, xp.as_float64(sum_target), "quantile", closed,
+                    n_samples=n)
+
+
+def _segment_sums(values, pos, count):
+    """float64 sums of ``values[pos[j]:pos[j + 1]]`` in one pass (zero for empty segments)."""
+    if xp.is_torch(values):
+        cs = xp.cumsum0(values)
+        return cs[pos[1:]] - cs[pos[:-1]]
+    out = np.zeros(len(count), dtype=np.float64)
+    nonempty = count > 0
+    # consecutive non-empty starts delimit the segments: empty ones have no length
+    out[nonempty] = np.add.reduceat(values, pos[:-1][nonempty], dtype=np.float64)
+    return out
+
+
+def _edge_positions(sorted_values, edges, right: bool, n: int):
+    """How many sorted values lie at or below (``right``) / below each edge; ends 0 and n."""
+    pos = xp.searchsorted(xp.as_float64(sorted_values), edges, right=right)
+    pos[0] = 0
+    pos[-1] = n
+    return pos
 
 
 def _edges_of_nonempty_bins(count, closed):
@@ -366,9 +412,7 @@ def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
                       closed: Closed = "right", strategy: str = "explicit") -> BinTable:
     """Bin table of already-sorted pairs by prefix sums: O(N) plus O(B log N)."""
     n = int(sorted_scores.shape[0])
-    pos = xp.searchsorted(xp.as_float64(sorted_scores), edges, right=(closed == "right"))
-    pos[0] = 0
-    pos[-1] = n
+    pos = _edge_positions(sorted_scores, edges, closed == "right", n)
     return table_from_ranks(sorted_scores, sorted_targets, pos, edges, closed, strategy)
 
 

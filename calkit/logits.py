@@ -15,7 +15,8 @@ def softmax(logits, axis: int = -1) -> Array:
     Parameters
     ----------
     logits : array of shape (N, K)
-        Finite logits (numpy array or torch tensor); float32 stays float32.
+        Finite floating-point logits (numpy array or torch tensor); float32
+        stays float32.
     axis : int, default=-1
         The class axis.
 
@@ -32,12 +33,9 @@ def softmax(logits, axis: int = -1) -> Array:
     >>> softmax(np.array([[1000.0, 0.0]], dtype=np.float32)).dtype
     dtype('float32')
     """
-    z = check_logits(logits) if np.ndim(logits) == 2 or xp.is_torch(logits) else logits
+    z = check_logits(logits)
     if xp.is_torch(z):
         return z.softmax(dim=axis)
-    z = np.asarray(z)
-    if not np.issubdtype(z.dtype, np.floating):
-        z = z.astype(np.float64)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -53,11 +51,8 @@ def log_softmax(logits, axis: int = -1) -> Array:
     >>> float(np.exp(log_softmax(np.array([[2.0, 2.0]]))[0, 0]))
     0.5
     """
-    z = check_logits(logits) if np.ndim(logits) == 2 or xp.is_torch(logits) else logits
+    z = check_logits(logits)
     if xp.is_torch(z):
         return z.log_softmax(dim=axis)
-    z = np.asarray(z)
-    if not np.issubdtype(z.dtype, np.floating):
-        z = z.astype(np.float64)
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
