@@ -19,6 +19,19 @@ from calkit.metrics import (
 
 __version__ = "0.1.0"
 
+# Subpackages with optional dependencies (torch, matplotlib, scikit-learn) load on first use,
+# so ``import calkit`` needs numpy and scipy only.
+_LAZY_SUBMODULES = ("posthoc", "training", "plotting", "stream", "distributed", "io", "cli",
+                    "datasets", "binning", "metrics", "logits")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"calkit.{name}")
+    raise AttributeError(f"module 'calkit' has no attribute {name!r}")
+
 __all__ = [
     "BinTable",
     "CalibrationResult",

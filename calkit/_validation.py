@@ -222,8 +222,11 @@ def _row_summary(p):
 def check_labels(y_true, n: int, n_classes: int, like=None) -> Array:
     """Integer labels of length ``n`` in ``[0, n_classes)``; one-hot is converted."""
     y = _as_array(y_true, "y_true")
-    if like is not None and is_torch(like) and not is_torch(y):
-        y = torch_module().as_tensor(np.asarray(y), device=like.device)
+    if like is not None and is_torch(like):
+        if not is_torch(y):
+            y = torch_module().as_tensor(np.asarray(y), device=like.device)
+        elif y.device != like.device:
+            raise ValueError(f"y_true is on {y.device} but y_prob is on {like.device}")
     if y.ndim == 2:
         if tuple(y.shape) != (n, n_classes):
             raise ValueError(f"one-hot y_true must have shape ({n}, {n_classes}), "

@@ -36,7 +36,8 @@ def softmax(logits, axis: int = -1) -> Array:
     z = check_logits(logits)
     if xp.is_torch(z):
         return z.softmax(dim=axis)
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    with np.errstate(over="ignore"):  # a shift overflowing to -inf correctly gives exp 0
+        e = np.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -54,5 +55,6 @@ def log_softmax(logits, axis: int = -1) -> Array:
     z = check_logits(logits)
     if xp.is_torch(z):
         return z.log_softmax(dim=axis)
-    shifted = z - z.max(axis=axis, keepdims=True)
+    with np.errstate(over="ignore"):
+        shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
