@@ -79,15 +79,17 @@ def error_from_table(table: BinTable, norm: Norm = "l1") -> Array:
 
     ``l1``: ``sum_b (n_b / N) |gap_b|``; ``l2``: ``sqrt(sum_b (n_b / N) gap_b^2)``;
     ``max``: ``max_b |gap_b|`` over non-empty bins.  Empty bins contribute nothing.
+    Tables whose arrays have leading batch axes (bins last, e.g. bootstrap
+    resamples) give one error per row.
     """
     diff = xp.abs_(table.sum_score - table.sum_target)
     if norm == "l1":
-        return diff.sum() / table.n_samples
+        return diff.sum(-1) / table.n_samples
     gap = xp.where(table.nonempty, diff / xp.where(table.nonempty, xp.as_float64(table.count),
                                                    1.0), 0.0)
     if norm == "l2":
-        return xp.sqrt((gap * diff).sum() / table.n_samples)
-    return gap.max()
+        return xp.sqrt((gap * diff).sum(-1) / table.n_samples)
+    return gap.amax(-1) if xp.is_torch(gap) else gap.max(-1)
 
 
 def debiased_error_from_table(table: BinTable) -> Array:
@@ -103,7 +105,7 @@ def debiased_error_from_table(table: BinTable) -> Array:
     conf = table.sum_score / safe_n
     acc = table.sum_target / safe_n
     term = (conf - acc) ** 2 - acc * (1 - acc) / (safe_n - 1)
-    total = xp.where(ok, n * term, 0.0).sum() / table.n_samples
+    total = xp.where(ok, n * term, 0.0).sum(-1) / table.n_samples
     return xp.sqrt(xp.where(total > 0, total, 0.0))
 
 

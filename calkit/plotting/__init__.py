@@ -1,0 +1,20 @@
+"""Diagrams (matplotlib Displays, scikit-learn conventions).
+
+matplotlib is imported only when something is drawn, so importing this package
+works without it.  No function here calls ``plt.show()``; every Display keeps
+its figure in ``figure_`` and its artists as attributes, so tests (and users)
+can check what was drawn.
+"""
+
+from calkit.plotting.curves import OODRocDisplay, RiskCoverageDisplay
+from calkit.plotting.gamma import GammaDynamicsDisplay
+from calkit.plotting.histogram import ConfidenceHistogramDisplay
+from calkit.plotting.reliability import ReliabilityDisplay
+
+__all__ = [
+    "ConfidenceHistogramDisplay",
+    "GammaDynamicsDisplay",
+    "OODRocDisplay",
+    "ReliabilityDisplay",
+    "RiskCoverageDisplay",
+]

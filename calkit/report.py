@@ -1,0 +1,359 @@
+"""Calibration reports: the summary table of metrics, and report.json / Markdown / HTML files.
+
+:func:`summarize` computes the standard set of numbers for one model (every
+value comes from the functional metrics in :mod:`calkit.metrics`, nothing is
+recomputed here); the writers turn one or several summaries (e.g. before and
+after calibration) into a console table, ``report.json``, ``report.md`` and a
+self-contained ``report.html`` (PNG diagrams embedded as base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calkit.binning import BinTable
+from calkit.metrics import (
+    accuracy,
+    brier_score,
+    calibration_error,
+    debiased_ece,
+    nll,
+    sweep_ece,
+)
+
+#: key -> label of every metric a summary may hold, in display order.
+METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "ece_uniform": "ECE, {n} equal-width bins",
+    "ece_quantile": "ECE, {n} equal-mass bins",
+    "debiased_ece": "debiased ECE (L2, {n} equal-mass)",
+    "sweep_ece": "sweep ECE (L1, equal-mass)",
+    "smooth_ece": "smooth ECE",
+    "mce_uniform": "MCE, {n} equal-width bins",
+    "brier": "Brier score",
+    "nll": "NLL (log loss)",
+}
+
+
+@dataclass
+class Summary:
+    """The standard calibration numbers of one model.
+
+    Attributes
+    ----------
+    metrics : dict
+        Metric key (see :data:`METRIC_LABELS`) -> float.
+    intervals : dict
+        Metric key -> (low, high) confidence interval, when asked for.
+    tables : dict
+        ``"uniform"`` / ``"quantile"`` -> the BinTable behind the ECE values.
+    settings : dict
+        ``n_bins``, ``view``, ``n_samples``, ``confidence_level``...
+    """
+
+    metrics: dict
+    intervals: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def label(self, key: str) -> str:
+        return METRIC_LABELS.get(key, key).format(n=self.settings.get("n_bins", "?"))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN becomes null)."""
+        return _json_ready({
+            "settings": self.settings,
+            "metrics": self.metrics,
+            "intervals": {k: list(v) for k, v in self.intervals.items()},
+            "bins": {k: t.to_dict() for k, t in self.tables.items()},
+        })
+
+
+def _share_correct(y_true, y_prob, sum_tol: float | None = None) -> float:
+    """Accuracy of (confidence, correct) data: the share of correct answers."""
+    return float(np.mean(y_true))
+
+
+def metric_specs(n_bins: int = 15, view: str = "top_label",
+                 confidence_form: bool = False) -> dict[str, tuple[Callable, dict]]:
+    """Metric key -> ``(function, keyword arguments)``: ``function(y_true, y_prob, **kw)``.
+
+    The same specs give the values (:func:`summarize`) and the bootstrap
+    intervals (:func:`bootstrap_intervals`), so both always describe the same
+    numbers.  ``smooth_ece`` is included when :mod:`calkit.metrics.smooth` exists.
+    """
+    binned = dict(n_bins=n_bins, view=view)
+    specs = {
+        "accuracy": (_share_correct, {}) if confidence_form else (accuracy, {}),
+        "ece_uniform": (calibration_error, dict(binned, strategy="uniform")),
+        "ece_quantile": (calibration_error, dict(binned, strategy="quantile")),
+        "debiased_ece": (debiased_ece, binned),
+        "sweep_ece": (sweep_ece, dict(view=view)),
+    }
+    smooth = _optional_smooth_ece()
+    if smooth is not None:
+        specs["smooth_ece"] = (smooth, dict(view=view))
+    specs.update({
+        "mce_uniform": (calibration_error, dict(binned, strategy="uniform", norm="max")),
+        "brier": (brier_score, {}),
+        "nll": (nll, {}),
+    })
+    return specs
+
+
+def _optional_smooth_ece():
+    """``calkit.metrics.smooth.smooth_ece`` when that module is present, else None."""
+    try:
+        from calkit.metrics.smooth import smooth_ece
+    except ImportError:
+        return None
+    return smooth_ece
+
+
+def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
+              confidence_form: bool = False, sum_tol: float | None = None,
+              progress: Callable | None = None) -> Summary:
+    """The standard calibration numbers of one model.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,)
+        Labels; with ``confidence_form=True``, 1 where the answer was correct.
+    y_prob : array of shape (N, K) or (N,)
+        Probabilities; with ``confidence_form=True`` the confidence of each answer.
+    n_bins : int, default=15
+        Bins of the binned metrics.
+    view : {"top_label", "positive"}, default="top_label"
+        Which scores are checked (``"positive"`` for the confidence form).
+    confidence_form : bool, default=False
+        The data are (confidence, correct) pairs, e.g. LLM answers: accuracy is
+        the share of correct answers and the calibration view is ``"positive"``.
+    progress : callable, optional
+        Wraps the iterable of metric keys (e.g. ``tqdm``).
+
+    Returns
+    -------
+    Summary
+
+    Examples
+    --------
+    >>> from calkit import softmax
+    >>> from calkit.datasets import load_example
+    >>> from calkit.report import summarize
+    >>> logits, labels = load_example()
+    >>> s = summarize(labels, softmax(logits))
+    >>> round(s.metrics["accuracy"], 4), round(s.metrics["ece_uniform"], 4)
+    (0.9545, 0.04)
+    """
+    if confidence_form:
+        view = "positive"
+    specs = metric_specs(n_bins, view, confidence_form)
+    keys = progress(list(specs)) if progress is not None else list(specs)
+    metrics, tables = {}, {}
+    for key in keys:
+        func, kwargs = specs[key]
+        result = func(y_true, y_prob, sum_tol=sum_tol, **kwargs)
+        metrics[key] = float(result)
+        if key in ("ece_uniform", "ece_quantile"):
+            tables[key[4:]] = result.table
+    n = int(np.shape(y_true)[0])
+    settings = {"n_bins": n_bins, "view": view, "n_samples": n,
+                "confidence_form": bool(confidence_form)}
+    return Summary(metrics, {}, tables, settings)
+
+
+def bootstrap_intervals(summary: Summary, y_true, y_prob, *, confidence: float = 0.95,
+                        n_resamples: int = 1000, random_state=0,
+                        progress: Callable | None = None) -> Summary:
+    """Add seeded bootstrap intervals of every metric of ``summary`` (in place).
+
+    Uses :func:`calkit.metrics.bootstrap.bootstrap` (percentile intervals) on the
+    same metric specs as :func:`summarize`; fixed-edge binned metrics take its
+    fast binned route.  ``progress`` wraps the iterable of metric keys.
+
+    Examples
+    --------
+    >>> from calkit import softmax
+    >>> from calkit.datasets import load_example
+    >>> from calkit.report import bootstrap_intervals, summarize
+    >>> logits, labels = load_example()
+    >>> s = summarize(labels, softmax(logits))
+    >>> s = bootstrap_intervals(s, labels, softmax(logits), n_resamples=50)
+    >>> lo, hi = s.intervals["ece_uniform"]
+    >>> bool(lo < s.metrics["ece_uniform"] < hi)
+    True
+    """
+    from calkit.metrics.bootstrap import bootstrap
+
+    st = summary.settings
+    specs = metric_specs(st["n_bins"], st["view"], st.get("confidence_form", False))
+    keys = [k for k in specs if k in summary.metrics]
+    for key in progress(keys) if progress is not None else keys:
+        func, kwargs = specs[key]
+        r = bootstrap(func, y_true, y_prob, n_resamples=n_resamples, confidence=confidence,
+                      random_state=random_state, **kwargs)
+        summary.intervals[key] = (float(r.low), float(r.high))
+    summary.settings.update(confidence_level=float(confidence), n_resamples=int(n_resamples))
+    return summary
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def _rows(summaries: Mapping[str, Summary]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (one value column per summary)."""
+    first = next(iter(summaries.values()))
+    keys = [k for k in METRIC_LABELS if any(k in s.metrics for s in summaries.values())]
+    header = ["metric", *summaries] if len(summaries) > 1 else ["metric", "value"]
+    rows = []
+    for key in keys:
+        row = [first.label(key)]
+        for s in summaries.values():
+            row.append(_cell(s, key))
+        rows.append(row)
+    return header, rows
+
+
+def _cell(s: Summary, key: str) -> str:
+    if key not in s.metrics:
+        return "-"
+    text = f"{s.metrics[key]:.4f}"
+    if key in s.intervals:
+        lo, hi = s.intervals[key]
+        text += f" [{lo:.4f}, {hi:.4f}]"
+    return text
+
+
+def format_table(summaries: Summary | Mapping[str, Summary]) -> str:
+    """Plain-text table for the console.
+
+    Examples
+    --------
+    >>> from calkit.report import Summary, format_table
+    >>> print(format_table(Summary({"accuracy": 0.9, "nll": 0.31}, settings={"n_bins": 15})))
+    metric          value
+    --------------  ------
+    accuracy        0.9000
+    NLL (log loss)  0.3100
+    """
+    summaries = _as_mapping(summaries)
+    header, rows = _rows(summaries)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, ["-" * w for w in widths], *rows]]
+    return "\n".join(lines)
+
+
+def _as_mapping(summaries) -> dict:
+    return {"model": summaries} if isinstance(summaries, Summary) else dict(summaries)
+
+
+def to_markdown(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibration report",
+                source: str = "", images: Sequence[str | Path] = ()) -> str:
+    """Markdown report: the metrics table and links to the PNG diagrams (same folder)."""
+    summaries = _as_mapping(summaries)
+    header, rows = _rows(summaries)
+    lines = [f"# {title}", ""]
+    if source:
+        lines += [f"Data: `{source}`", ""]
+    lines += [_settings_line(summaries), ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    for image in images:
+        name = Path(image).name
+        lines += ["", f"![{Path(name).stem}]({name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _settings_line(summaries: Mapping[str, Summary]) -> str:
+    s = next(iter(summaries.values())).settings
+    text = f"{s.get('n_samples', '?')} samples, view `{s.get('view', '?')}`"
+    if "confidence_level" in s:
+        text += f", {100 * s['confidence_level']:g}% bootstrap intervals in brackets"
+    return text + "."
+
+
+def to_html(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibration report",
+            source: str = "", images: Sequence[str | Path] = ()) -> str:
+    """Self-contained HTML report: the table and the PNG diagrams embedded as base64."""
+    summaries = _as_mapping(summaries)
+    header, rows = _rows(summaries)
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    figures = []
+    for image in images:
+        data = base64.b64encode(Path(image).read_bytes()).decode("ascii")
+        figures.append(f'<figure><img alt="{esc(Path(image).stem)}" '
+                       f'src="data:image/png;base64,{data}"></figure>')
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.3em .7em}"
+             "td+td{text-align:right;font-family:monospace}img{max-width:100%}")
+    src = f"<p>Data: <code>{esc(source)}</code></p>" if source else ""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{esc(title)}</h1>{src}"
+            f"<p>{esc(_settings_line(summaries))}</p><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>{''.join(figures)}</body></html>\n")
+
+
+def write_report(out_dir: str | Path, summaries: Summary | Mapping[str, Summary], *,
+                 source: dict | None = None, images: Sequence[str | Path] = (),
+                 formats: Sequence[str] = ("md", "html"), title: str = "Calibration report",
+                 extra: dict | None = None) -> list[Path]:
+    """Write ``report.json`` and the Markdown/HTML reports into ``out_dir``.
+
+    Returns the paths written.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from calkit.report import Summary, write_report
+    >>> out = tempfile.mkdtemp()
+    >>> paths = write_report(out, Summary({"accuracy": 0.9}), formats=("md",))
+    >>> [p.name for p in paths]
+    ['report.json', 'report.md']
+    >>> json.loads(paths[0].read_text())["models"]["model"]["metrics"]
+    {'accuracy': 0.9}
+    """
+    from calkit import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = _as_mapping(summaries)
+    source = dict(source or {})
+    payload = {"calkit_version": __version__, "source": source,
+               "models": {k: s.to_dict() for k, s in summaries.items()},
+               "images": [Path(i).name for i in images], **(extra or {})}
+    written = [out / "report.json"]
+    written[0].write_text(json.dumps(_json_ready(payload), indent=2) + "\n")
+    src = str(source.get("file", ""))
+    if "md" in formats:
+        written.append(out / "report.md")
+        written[-1].write_text(to_markdown(summaries, title=title, source=src, images=images))
+    if "html" in formats:
+        written.append(out / "report.html")
+        written[-1].write_text(to_html(summaries, title=title, source=src, images=images))
+    return written
+
+
+def _json_ready(obj):
+    """Replace NaN/inf by None and numpy scalars by Python numbers, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, BinTable):
+        return _json_ready(obj.to_dict())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
