@@ -9,20 +9,25 @@ from calkit.logits import log_softmax, softmax
 from calkit.metrics import (
     CalibrationResult,
     accuracy,
+    bootstrap,
     brier_score,
     calibration_error,
+    convention_error,
     debiased_ece,
     ece,
+    grouped_calibration,
     nll,
+    smooth_ece,
     sweep_ece,
 )
+from calkit.stream import CalibrationAccumulator
 
 __version__ = "0.1.0"
 
 # Subpackages with optional dependencies (torch, matplotlib, scikit-learn) load on first use,
 # so ``import calkit`` needs numpy and scipy only.
-_LAZY_SUBMODULES = ("posthoc", "training", "plotting", "stream", "distributed", "io", "cli",
-                    "datasets", "binning", "metrics", "logits")
+_LAZY_SUBMODULES = ("posthoc", "training", "plotting", "stream", "distributed", "chunked", "io",
+                    "cli", "report", "datasets", "binning", "metrics", "logits")
 
 
 def __getattr__(name):
@@ -34,17 +39,22 @@ def __getattr__(name):
 
 __all__ = [
     "BinTable",
+    "CalibrationAccumulator",
     "CalibrationResult",
     "accuracy",
     "assign_bins",
     "bin_table",
+    "bootstrap",
     "brier_score",
     "calibration_error",
+    "convention_error",
     "debiased_ece",
     "ece",
+    "grouped_calibration",
     "log_softmax",
     "nll",
     "quantile_edges",
+    "smooth_ece",
     "softmax",
     "sweep_ece",
     "uniform_edges",

@@ -12,6 +12,8 @@ metrics need anyway.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -201,7 +203,11 @@ def check_classification(y_true, y_prob, *, sum_tol: float | None = None) -> Cla
 
 
 def _row_summary(p):
-    """argmax, max, row sum and global minimum of a probability matrix, one pass."""
+    """argmax, max, row sum and global minimum of a probability matrix, one pass.
+
+    numpy releases the GIL in its reductions, so large matrices are split into
+    row ranges summarised by a small thread pool (one thread per core, at most 4).
+    """
     if is_torch(p):
         confidence, predicted = p.max(dim=1)
         return predicted, confidence, p.sum(dim=1), p.min()
@@ -209,14 +215,46 @@ def _row_summary(p):
     predicted = np.empty(n, dtype=np.int64)
     row_sum = np.empty(n, dtype=p.dtype)
     block = max(1, _ROW_BLOCK_BYTES // max(1, k * p.itemsize))
-    minimum = np.inf
-    for start in range(0, n, block):
-        rows = p[start:start + block]
-        rows.argmax(axis=1, out=predicted[start:start + block])
-        rows.sum(axis=1, out=row_sum[start:start + block])
-        minimum = min(minimum, rows.min())
+    n_parts = _worker_count() if p.nbytes >= _THREADED_BYTES else 1
+    bounds = np.linspace(0, n, n_parts + 1).astype(int) // block * block
+    bounds[-1] = n
+    ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+    def summarise(start: int, stop: int) -> float:
+        minimum = np.inf
+        for lo in range(start, stop, block):
+            hi = min(lo + block, stop)
+            rows = p[lo:hi]
+            rows.argmax(axis=1, out=predicted[lo:hi])
+            rows.sum(axis=1, out=row_sum[lo:hi])
+            minimum = min(minimum, rows.min())
+        return minimum
+
+    if len(ranges) == 1:
+        minimum = summarise(*ranges[0])
+    else:
+        minimum = min(_thread_pool().map(lambda r: summarise(*r), ranges))
     confidence = np.take_along_axis(p, predicted[:, None], axis=1)[:, 0]
     return predicted, confidence, row_sum, minimum
+
+
+_THREADED_BYTES = 8 << 20  # matrices from 8 MiB on are summarised by several threads
+_POOL = None
+
+
+def _worker_count() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _thread_pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_worker_count(), thread_name_prefix="calkit")
+    return _POOL
 
 
 def check_labels(y_true, n: int, n_classes: int, like=None) -> Array:

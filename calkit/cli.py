@@ -16,6 +16,9 @@ import numpy as np
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
+#: probabilities are floored here before taking logs for a calibrator
+PROB_FLOOR = 1e-12
+
 EVALUATE_EXAMPLES = """\
 examples:
   calkit evaluate --example --out report/          the bundled CIFAR-10 ResNet-50 logits
@@ -24,6 +27,8 @@ examples:
   calkit evaluate probs.npy --labels labels.npy --probs --n-bins 10 --strategy quantile
   calkit evaluate model.npz --scores-key val_logits --labels-key val_labels
   calkit evaluate answers.csv --confidence-col stated_confidence --where llm=gpt-4o
+  calkit evaluate answers.csv --confidence stated_confidence,chosen_token_confidence \
+      --correct correct --group-by llm --out llm/     one row per (llm, source), diagram grid
 """
 
 CALIBRATE_EXAMPLES = """\
@@ -77,6 +82,8 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-boot", type=int, default=1000, metavar="R",
                    help="bootstrap resamples for --ci (default: 1000)")
     g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on stderr for the bootstrap")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use the bundled CIFAR-10 ResNet-50 example (2,000 test logits)")
     ev.add_argument("--labels", type=Path, metavar="FILE", help="separate labels file")
     _add_input_options(ev)
+    gr = ev.add_argument_group(
+        "grouped (confidence, correct) tables, e.g. LLM answers (.csv/.parquet)",
+        "Any of these options evaluates every confidence column for every group and writes a "
+        "tidy table (grouped.csv) and a grid of reliability diagrams.")
+    gr.add_argument("--confidence", metavar="COL[,COL]",
+                    help="confidence column(s) in [0, 1] (default: the columns named *conf*)")
+    gr.add_argument("--correct", metavar="COL",
+                    help="0/1 or TRUE/FALSE correctness column (default: 'correct')")
+    gr.add_argument("--group-by", metavar="COL[,COL]",
+                    help="columns whose values form the groups, e.g. llm or llm,qset")
     _add_output_options(ev)
     ca = sub.add_parser("calibrate", help="fit a calibrator on validation data, compare on test",
                         description="Fit a post-hoc calibrator on --val and report test "
@@ -107,26 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--val", type=Path, required=True, metavar="FILE", help="validation data")
     ca.add_argument("--test", type=Path, required=True, metavar="FILE", help="test data")
     ca.add_argument("--method", default="ts", metavar="NAME",
-                    help="calibrator: " + ", ".join(METHODS) + " (default: ts)")
+                    help="a calkit.posthoc.METHODS name: ts (temperature scaling, default), "
+                    "ets, vs, ms, spline, histogram, isotonic; platt or beta for binary tasks")
     ca.add_argument("--save", type=Path, metavar="FILE",
                     help="save the fitted calibrator's parameters (JSON)")
     _add_input_options(ca)
     _add_output_options(ca)
     return parser
-
-
-#: --method name -> class name in calkit.posthoc
-METHODS = {
-    "ts": "TemperatureScaling",
-    "ets": "EnsembleTemperatureScaling",
-    "vs": "VectorScaling",
-    "ms": "MatrixScaling",
-    "spline": "SplineCalibration",
-    "histogram": "HistogramBinning",
-    "isotonic": "IsotonicCalibration",
-    "platt": "PlattScaling",
-    "beta": "BetaCalibration",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,12 +157,7 @@ def _fail(message: str, code: int) -> int:
 def _load(args, path: Path, labels: Path | None, prefer: str):
     from calkit.io import load_predictions
 
-    where = {}
-    for item in args.where:
-        col, sep, value = item.partition("=")
-        if not sep or not col:
-            raise CliError(f"--where expects COL=VALUE, got {item!r}", EXIT_USAGE)
-        where[col] = value
+    where = _where(args)
     return load_predictions(path, labels=labels, kind=args.kind, scores_key=args.scores_key,
                             labels_key=args.labels_key, prefer=prefer,
                             confidence_col=args.confidence_col, where=where,
@@ -181,6 +180,8 @@ def _evaluate(args) -> int:
     if args.example == bool(args.files):
         raise CliError("give either FILE(s) or --example (see 'calkit evaluate --help')",
                        EXIT_USAGE)
+    if _grouped_mode(args):
+        return _evaluate_grouped(args)
     if args.example:
         from calkit.datasets import example_path
 
@@ -226,17 +227,8 @@ def _summarize(args, pred, y_prob=None):
                            "lacks", EXIT_MISSING) from exc
         bootstrap_intervals(summary, pred.y_true, y_prob, confidence=args.ci,
                             n_resamples=args.n_boot, random_state=args.seed,
-                            progress=lambda keys: _progress(keys, "bootstrap"))
+                            progress=not args.no_progress)
     return summary
-
-
-def _progress(items, desc: str):
-    """``tqdm(items)`` on a terminal when tqdm is installed, else ``items`` unchanged."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=desc, disable=not sys.stderr.isatty(), leave=False)
 
 
 def _pyplot_or_none():
@@ -330,18 +322,138 @@ def _write(args, summaries, source: dict, images, extra=None) -> None:
         print(f"calkit: wrote {path}", file=sys.stderr)
 
 
+# ----------------------------------------------------------------------------- grouped tables
+
+#: columns of the console table of ``evaluate --group-by`` (all columns go to grouped.csv)
+GROUPED_COLUMNS = ("confidence", "n", "accuracy", "mean_confidence", "ece_uniform",
+                   "ece_quantile", "smooth_ece", "brier", "auroc", "n_distinct")
+MAX_GRID_PANELS = 48
+
+
+def _grouped_mode(args) -> bool:
+    return any(getattr(args, k, None) for k in ("confidence", "correct", "group_by"))
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _where(args) -> dict:
+    where = {}
+    for item in args.where:
+        col, sep, value = item.partition("=")
+        if not sep or not col:
+            raise CliError(f"--where expects COL=VALUE, got {item!r}", EXIT_USAGE)
+        where[col] = value
+    return where
+
+
+def _evaluate_grouped(args) -> int:
+    """``evaluate --confidence/--correct/--group-by``: calkit.metrics.grouped on a table."""
+    from calkit.io import read_table
+    from calkit.metrics.grouped import format_table as grouped_table
+    from calkit.metrics.grouped import grouped_calibration
+
+    if args.example or len(args.files) != 1:
+        raise CliError("--confidence/--correct/--group-by need exactly one .csv or .parquet "
+                       "FILE", EXIT_USAGE)
+    path = args.files[0]
+    table = read_table(path, where=_where(args))
+    correct = args.correct or next((c for c in table if c.lower() in
+                                    ("correct", "is_correct", "correctness")), None)
+    if correct is None:
+        raise CliError(f"{path.name}: no 'correct' column (columns: {list(table)}); name it with "
+                       "--correct")
+    sources = _split(args.confidence) or tuple(
+        c for c in table if "conf" in c.lower() and c != correct)
+    if not sources:
+        raise CliError(f"{path.name}: no confidence column (columns: {list(table)}); name them "
+                       "with --confidence")
+    groups = _split(args.group_by)
+    rows = grouped_calibration(table, confidence=sources, correct=correct, group_by=groups,
+                               n_bins=args.n_bins, ci=args.ci, random_state=args.seed,
+                               n_resamples=args.n_boot)
+    columns = [*groups, *GROUPED_COLUMNS]
+    print(f"calkit: {path.name}: {len(rows)} (group, confidence) rows, groups by "
+          f"{list(groups) or 'none'}", file=sys.stderr)
+    print(grouped_table(rows, columns=columns))
+    if args.out is not None:
+        from calkit.report import write_grouped_report
+
+        images = [] if args.no_plots else _grouped_diagrams(args, table, sources, correct,
+                                                            groups)
+        source = {"file": path.name, "confidence": list(sources), "correct": correct,
+                  "group_by": list(groups), "where": _where(args), "n_bins": args.n_bins}
+        written = write_grouped_report(args.out, rows, columns=columns, source=source,
+                                       images=images)
+        for p in [*written, *images]:
+            print(f"calkit: wrote {p}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _grouped_diagrams(args, table, sources, correct, groups) -> list[Path]:
+    """A grid of reliability diagrams, one per (group, confidence source) with answers."""
+    plt = _pyplot_or_none()
+    if plt is None:
+        return []
+    from calkit.metrics.binned import calibration_error
+    from calkit.metrics.grouped import iter_groups
+    from calkit.plotting import ReliabilityDisplay
+
+    panels, skipped = [], []
+    for group, source, conf, right in iter_groups(table, confidence=sources, correct=correct,
+                                                  group_by=groups):
+        label = ", ".join(str(v) for v in group.values()) or "all rows"
+        if conf.size < args.n_bins:
+            skipped.append(f"{label} / {source} ({conf.size} answers)")
+            continue
+        result = calibration_error(right.astype(np.int64), conf, n_bins=args.n_bins,
+                                   strategy=args.strategy, view="positive")
+        panels.append((label, source, conf.size, result))
+    if skipped:
+        print(f"calkit: no diagram for {len(skipped)} (group, confidence) pairs with fewer "
+              f"answers than --n-bins: {'; '.join(skipped[:5])}"
+              f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
+    if len(panels) > MAX_GRID_PANELS:
+        print(f"calkit: the diagram grid shows the first {MAX_GRID_PANELS} of {len(panels)} "
+              "panels; select groups with --where", file=sys.stderr)
+        panels = panels[:MAX_GRID_PANELS]
+    if not panels:
+        return []
+    n_cols = min(3, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(2 * n_rows, n_cols, figsize=(4.6 * n_cols, 5.4 * n_rows),
+                             squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": [3, 1] * n_rows})
+    cells = [(axes[2 * r, c], axes[2 * r + 1, c]) for r in range(n_rows) for c in range(n_cols)]
+    for (ax, hist_ax), (label, source, n, result) in zip(cells, panels, strict=False):
+        ReliabilityDisplay.from_result({source: result}, ax=ax, hist_ax=hist_ax,
+                                       axis_labels=("Confidence", "Fraction correct"))
+        ax.set_title(f"{label} (n={n:,})", fontsize="medium")
+    for ax, hist_ax in cells[len(panels):]:
+        ax.set_axis_off()
+        hist_ax.set_axis_off()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return _save_figures(plt, {"reliability_grid.png": fig}, args.out)
+
+
 # ----------------------------------------------------------------------------- calibrate
 
 def _calibrator(method: str):
-    name = METHODS.get(method)
-    if name is None:
-        raise CliError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}",
-                       EXIT_USAGE)
+    """A fresh calibrator for ``--method``, looked up in ``calkit.posthoc.METHODS``."""
     try:
         import calkit.posthoc as posthoc
     except ImportError as exc:
-        raise CliError("calibrate needs calkit.posthoc, which this installation lacks",
-                       EXIT_MISSING) from exc
+        raise CliError("calibrate needs calkit.posthoc, which this installation lacks "
+                       f"({exc})", EXIT_MISSING) from exc
+    methods = getattr(posthoc, "METHODS", None)
+    if methods is None:
+        raise CliError("calibrate needs calkit.posthoc.METHODS, which this version of "
+                       "calkit.posthoc lacks", EXIT_MISSING)
+    name = methods.get(method)
+    if name is None:
+        raise CliError(f"unknown --method {method!r}; choose from {', '.join(methods)}",
+                       EXIT_USAGE)
     cls = getattr(posthoc, name, None)
     if cls is None:
         raise CliError(f"--method {method} ({name}) is not available in this version of "
@@ -350,14 +462,18 @@ def _calibrator(method: str):
 
 
 def _model_input(pred) -> np.ndarray:
-    """What a calibrator is fitted on: the logits, or the log of the probabilities."""
+    """What a calibrator is fitted on: the logits, or the log of the probabilities.
+
+    Probabilities are floored at 1e-12 first: a class given exactly 0 would otherwise
+    become a logit near -708 that dominates any NLL-based fit (20 Newsgroups has such rows).
+    """
     if pred.kind == "confidence":
         raise CliError("calibrate needs class scores (logits or probabilities), not a "
                        "(confidence, correct) table")
     if pred.logits is not None:
         return pred.logits
     p = np.asarray(pred.y_prob, dtype=np.float64)
-    return np.log(np.clip(p, np.finfo(np.float64).tiny, None))
+    return np.log(np.clip(p, PROB_FLOOR, None))
 
 
 def _calibrate(args) -> int:

@@ -18,6 +18,7 @@ Supported files
     Either the binary *(confidence, correct)* form used for LLM answers (a
     column ``correct`` with 0/1 or TRUE/FALSE and a confidence column), or one
     label column plus one numeric column per class.
+
 Pickle files (``.pkl``, ``.pickle``, object arrays) are refused: loading them can
 run arbitrary code.
 
@@ -155,6 +156,31 @@ def load_predictions(path, *, labels=None, kind: str = "auto", scores_key: str |
     if labels is not None:
         y, source["labels"] = _load_labels(Path(labels), labels_key, prefer)
     return _validated(scores, y, kind, {"file": path.name, **source})
+
+
+def read_table(path, *, where: dict | None = None) -> dict:
+    """Columns of a ``.csv`` or ``.parquet`` table by name, optionally filtered by ``where``.
+
+    CSV columns come back as string arrays (stdlib parser, no pandas needed);
+    parquet needs pandas.  ``where={"llm": "gpt-4o"}`` keeps the rows whose
+    column equals the value (compared as text).  Bad files raise
+    :class:`LoadError` with a one-line message.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from calkit.io import read_table
+    >>> path = Path(tempfile.mkdtemp()) / "answers.csv"
+    >>> _ = path.write_text("llm,conf,correct\\na,0.9,TRUE\\nb,0.6,FALSE\\na,0.8,FALSE\\n")
+    >>> read_table(path, where={"llm": "a"})["conf"].tolist()
+    ['0.9', '0.8']
+    """
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise LoadError(f"{path.name}: expected a .csv or .parquet table")
+    return _filter_rows(_read_table(path), where or {}, path)
 
 
 def _check_file(path: Path) -> None:

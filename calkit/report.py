@@ -172,12 +172,13 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
 
 def bootstrap_intervals(summary: Summary, y_true, y_prob, *, confidence: float = 0.95,
                         n_resamples: int = 1000, random_state=0,
-                        progress: Callable | None = None) -> Summary:
+                        progress: bool = False) -> Summary:
     """Add seeded bootstrap intervals of every metric of ``summary`` (in place).
 
     Uses :func:`calkit.metrics.bootstrap.bootstrap` (percentile intervals) on the
     same metric specs as :func:`summarize`; fixed-edge binned metrics take its
-    fast binned route.  ``progress`` wraps the iterable of metric keys.
+    fast binned route.  ``progress=True`` shows one progress bar per metric on
+    stderr (tqdm when installed, else a plain counter).
 
     Examples
     --------
@@ -196,10 +197,10 @@ def bootstrap_intervals(summary: Summary, y_true, y_prob, *, confidence: float =
     st = summary.settings
     specs = metric_specs(st["n_bins"], st["view"], st.get("confidence_form", False))
     keys = [k for k in specs if k in summary.metrics]
-    for key in progress(keys) if progress is not None else keys:
+    for key in keys:
         func, kwargs = specs[key]
         r = bootstrap(func, y_true, y_prob, n_resamples=n_resamples, confidence=confidence,
-                      random_state=random_state, **kwargs)
+                      random_state=random_state, progress=progress, **kwargs)
         summary.intervals[key] = (float(r.low), float(r.high))
     summary.settings.update(confidence_level=float(confidence), n_resamples=int(n_resamples))
     return summary
@@ -357,3 +358,58 @@ def _json_ready(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+# ----------------------------------------------------------------------------- grouped tables
+
+def write_grouped_report(out_dir: str | Path, rows: Sequence[Mapping], *,
+                         columns: Sequence[str], source: dict | None = None,
+                         images: Sequence[str | Path] = (),
+                         title: str = "Grouped calibration report") -> list[Path]:
+    """Write a tidy table of grouped metrics: ``grouped.csv``, ``report.json``, ``report.md``.
+
+    ``rows`` are row dicts such as those of
+    :func:`calkit.metrics.grouped.grouped_calibration` (one per group and
+    confidence source).  ``grouped.csv`` and ``report.json`` hold every column
+    (NaN is an empty CSV cell and a JSON null); ``report.md`` shows ``columns``
+    and links the images.  Returns the paths written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from calkit.report import write_grouped_report
+    >>> rows = [{"llm": "a", "confidence": "stated", "ece_uniform": 0.1},
+    ...         {"llm": "b", "confidence": "stated", "ece_uniform": float("nan")}]
+    >>> paths = write_grouped_report(tempfile.mkdtemp(), rows, columns=["llm", "ece_uniform"])
+    >>> [p.name for p in paths]
+    ['grouped.csv', 'report.json', 'report.md']
+    >>> paths[0].read_text().splitlines()
+    ['llm,confidence,ece_uniform', 'a,stated,0.1', 'b,stated,']
+    """
+    import csv
+
+    from calkit import __version__
+    from calkit.metrics.grouped import format_table as grouped_markdown
+
+    if not rows:
+        raise ValueError("rows is empty: nothing to write")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(rows[0])
+    written = [out / "grouped.csv", out / "report.json", out / "report.md"]
+    with open(written[0], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in
+                             (_json_ready(row.get(k)) for k in names)])
+    payload = {"calkit_version": __version__, "source": dict(source or {}),
+               "rows": [dict(r) for r in rows], "images": [Path(i).name for i in images]}
+    written[1].write_text(json.dumps(_json_ready(payload), indent=2) + "\n")
+    lines = [f"# {title}", ""]
+    if source and source.get("file"):
+        lines += [f"Data: `{source['file']}`", ""]
+    lines += [grouped_markdown(rows, columns=columns), ""]
+    lines += [f"![{Path(i).stem}]({Path(i).name})" for i in images]
+    written[2].write_text("\n".join(lines).rstrip() + "\n")
+    return written

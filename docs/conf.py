@@ -1,17 +1,25 @@
 """Sphinx configuration of the calkit documentation.
 
-Build (from the repository root, no network needed)::
+Build (from the repository root; offline, warnings are errors)::
 
     pip install -r docs/requirements.txt
-    sphinx-build -W -b html docs docs/_build/html
+    sh docs/build.sh      # sphinx-build -W --keep-going -b html docs docs/_build/html
 
-Everything shown is computed at build time: the gallery scripts in
-``docs/examples`` run through sphinx-gallery, the ``calkit-run`` code blocks of
-the guide pages are executed here (their printed output is shown under them),
-and the API pages are generated from the package's public names, so a build
-never refers to a name that does not exist.  Pages written beside this file by
-other parts of the project (``posthoc.md``, ``conventions.md``,
-``streaming.md``...) join the table of contents when they exist.
+Everything shown is computed at build time:
+
+* the gallery scripts in ``docs/examples`` run through sphinx-gallery;
+* ``calkit-run`` code blocks of the guide pages are executed (one namespace per page) and
+  shown with what they printed and the figures they drew; ``calkit-console`` blocks run
+  ``calkit ...`` command lines through :func:`calkit.cli.main`;
+* the API pages (``docs/api/*.rst``, generated, not committed) list the public names of the
+  modules that import in this build, and every module-level public function and class must
+  have an ``Examples`` section (a warning, so an error under ``-W``).
+
+Real model outputs come from ``../shared/data`` (or ``$CALKIT_SHARED_DATA``) when present;
+blocks and examples that need them say so and fall back to, or are replaced by, the data
+shipped inside calkit, so the build needs neither that folder nor the network.  Pages of the
+user guide that other parts of the project have not written yet are simply absent (the guide's
+table of contents is a glob) and links to them become plain text.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import os
 import pkgutil
 import re
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -33,7 +42,7 @@ DOCS = Path(__file__).resolve().parent
 # The repository whose calkit is documented (tests build a copy of docs/ elsewhere).
 ROOT = Path(os.environ.get("CALKIT_REPO", DOCS.parent)).resolve()
 sys.path.insert(0, str(ROOT))
-# Real model outputs used by the gallery (optional; examples say so when absent).
+# Real model outputs used by the gallery and the guide (optional).
 os.environ.setdefault("CALKIT_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
 SHARED_DATA = Path(os.environ["CALKIT_SHARED_DATA"])
 
@@ -46,7 +55,6 @@ version = release = calkit.__version__
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
@@ -55,13 +63,17 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "examples", "images/*.py", "Thumbs.db", ".DS_Store",
-                    "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
+exclude_patterns = ["_build", "examples", "images/*.py", "api/*.inc", "Thumbs.db",
+                    ".DS_Store", "auto_examples/*.ipynb", "auto_examples/*.py",
+                    "auto_examples/*.zip"]
 templates_path: list[str] = []
 
 html_theme = "furo"
 html_title = f"calkit {release}"
 html_static_path: list[str] = []
+
+# Offline build: no intersphinx, no remote images.
+intersphinx_mapping: dict = {}
 
 # MyST: $...$ maths, ::: fences, anchors for headings (used by cross-page links).
 myst_enable_extensions = ["dollarmath", "colon_fence"]
@@ -70,15 +82,60 @@ myst_heading_anchors = 3
 # API docstrings: numpydoc sections, no per-method stub pages.
 autodoc_default_options = {"members": False}
 autodoc_typehints = "none"
-autosummary_generate = False
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+# numpydoc validation, as errors under -W: no public object without a docstring (GL08) and no
+# documented parameter the signature lacks (PR02: stale docs).  Missing Examples sections are
+# checked below, for module-level public names only (methods need none).
+numpydoc_validation_checks = {"GL08", "PR02"}
+
+# --------------------------------------------------------------------------------------------
+# Gallery.  An example that needs a part of calkit still being written is left out of the
+# build (with a message) until that part imports.
+
+#: example file -> dotted names it needs
+GALLERY_REQUIRES = {
+    "plot_temperature_scaling.py": ("calkit.posthoc.TemperatureScaling",),
+}
+
+
+def _resolves(dotted: str) -> bool:
+    """True when ``dotted`` (``package.module.attribute``) imports here."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def missing_requirements(names) -> list[str]:
+    """The names of ``names`` that do not import in this build."""
+    return [name for name in names if not _resolves(name)]
+
+
+def gallery_ignore_pattern() -> str:
+    """sphinx-gallery ``ignore_pattern``: ``__init__.py`` and examples whose needs are unmet."""
+    skipped = [file for file, needs in GALLERY_REQUIRES.items() if missing_requirements(needs)]
+    for file in skipped:
+        print(f"calkit docs: gallery example {file} skipped, it needs "
+              f"{', '.join(missing_requirements(GALLERY_REQUIRES[file]))}")
+    return "|".join([r"__init__\.py"] + [re.escape(file) + "$" for file in skipped])
+
 
 sphinx_gallery_conf = {
     "examples_dirs": "examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    "ignore_pattern": gallery_ignore_pattern(),
     "image_scrapers": ("matplotlib",),
     "matplotlib_animations": False,
     "download_all_examples": False,
@@ -91,20 +148,42 @@ sphinx_gallery_conf = {
 }
 
 # --------------------------------------------------------------------------------------------
-# Pages that other parts of the project write beside this file.  They join the table of
-# contents as they are when present, and are left out of it (silently) when absent.
-OPTIONAL_PAGES = ("conventions", "posthoc", "streaming")
-# Top-level pages of this documentation (everything else found in docs/*.md is "more").
-OWN_PAGES = {"index", "getting_started", "api"}
-
-# --------------------------------------------------------------------------------------------
 # API reference, generated from the package's public names.
 
 API_DIR = DOCS / "api"
-#: Modules in the order data flows through calkit; those that do not exist are skipped.
+#: Modules in the order data flows through calkit; those that do not import are skipped.
 API_ORDER = ("calkit", "calkit.binning", "calkit.metrics", "calkit.logits", "calkit.posthoc",
              "calkit.training", "calkit.plotting", "calkit.stream", "calkit.distributed",
-             "calkit.report", "calkit.io", "calkit.cli", "calkit.datasets")
+             "calkit.chunked", "calkit.report", "calkit.io", "calkit.cli", "calkit.datasets")
+
+#: Public names without an ``Examples`` section yet (reported to their owners).  The build
+#: warns for any other public function or class without one; tests/test_docs.py fails when a
+#: name listed here has gained its examples (so the list only shrinks).
+KNOWN_WITHOUT_EXAMPLES: frozenset[str] = frozenset({
+    "calkit.binning.BinTable",
+    "calkit.binning.sorted_pairs",
+    "calkit.binning.table_from_ranks",
+    "calkit.binning.table_from_sorted",
+    "calkit.cli.CliError",
+    "calkit.cli.build_parser",
+    "calkit.cli.main",
+    "calkit.datasets.example_path",
+    "calkit.io.LoadError",
+    "calkit.io.Predictions",
+    "calkit.metrics.BootstrapResult",
+    "calkit.metrics.OODResult",
+    "calkit.metrics.RiskCoverage",
+    "calkit.metrics.SmoothECEResult",
+    "calkit.metrics.debiased_error_from_table",
+    "calkit.metrics.error_from_table",
+    "calkit.metrics.smooth.smooth_ece_from_scores",
+    "calkit.metrics.sweep.sweep_table",
+    "calkit.plotting.reliability.smooth_visible",
+    "calkit.report.Summary",
+    "calkit.report.metric_specs",
+    "calkit.report.to_html",
+    "calkit.report.to_markdown",
+})
 
 
 def _importable(name: str):
@@ -114,7 +193,7 @@ def _importable(name: str):
         return None
 
 
-def _public_modules() -> list:
+def public_modules() -> list:
     """calkit and every public (sub)module that imports here, in data-flow order."""
     found = {}
     for name in API_ORDER:
@@ -132,7 +211,7 @@ def _public_modules() -> list:
     return list(found.values())
 
 
-def _public_names(module) -> list[str]:
+def public_names(module) -> list[str]:
     """``__all__``, else the public functions and classes the module defines."""
     names = getattr(module, "__all__", None)
     if names is None:
@@ -142,40 +221,79 @@ def _public_names(module) -> list[str]:
     return sorted(names, key=str.lower)
 
 
-def _kind(obj) -> str:
-    return "autoclass" if inspect.isclass(obj) else "autofunction"
+def documented_objects() -> dict[str, object]:
+    """Every public object once: ``"module.name"`` (its home page) -> object.
+
+    An object's home is the first module after ``calkit`` itself, in :data:`API_ORDER`
+    order, that makes it public (``calkit.ece`` is documented as ``calkit.metrics.ece``);
+    names only ``calkit`` exports are documented there.
+    """
+    homes: dict[int, str] = {}
+    objects: dict[str, object] = {}
+    modules = public_modules()
+    for module in modules[1:] + modules[:1]:
+        for name in public_names(module):
+            obj = getattr(module, name)
+            if id(obj) not in homes:
+                homes[id(obj)] = f"{module.__name__}.{name}"
+                objects[homes[id(obj)]] = obj
+    return objects
+
+
+def has_examples(obj) -> bool:
+    """Whether the numpydoc docstring of ``obj`` has a non-empty ``Examples`` section."""
+    from numpydoc.docscrape import NumpyDocString
+
+    doc = inspect.getdoc(obj) or ""
+    return bool("".join(NumpyDocString(doc)["Examples"]).strip())
+
+
+def names_without_examples() -> list[str]:
+    """Public functions and classes whose docstring has no ``Examples`` section."""
+    return sorted(name for name, obj in documented_objects().items()
+                  if (inspect.isfunction(obj) or inspect.isclass(obj)) and not has_examples(obj))
+
+
+def _summary(obj) -> str:
+    """First paragraph of the docstring, on one line (the numpydoc short summary)."""
+    if not (inspect.isclass(obj) or callable(obj) or inspect.ismodule(obj)):
+        return f"constant (``{type(obj).__name__}``)"  # not the docstring of its type
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split()) or "(no docstring)"
 
 
 def api_pages() -> dict[str, str]:
-    """reST text of one page per public module.
-
-    Each object is documented once, on the page of the first (shallowest) module
-    that makes it public; ``calkit`` itself lists what it re-exports with links.
-    """
-    pages, home = {}, {}
-    modules = _public_modules()
-    for module in modules[1:]:
-        for name in _public_names(module):
-            home.setdefault(id(getattr(module, name)), f"{module.__name__}.{name}")
-    for module in modules:
-        pages[module.__name__] = _module_page(module, home)
-    return pages
+    """reST text of one page per public module, by module name."""
+    objects = documented_objects()
+    home = {id(obj): target for target, obj in objects.items()}
+    return {module.__name__: _module_page(module, home) for module in public_modules()}
 
 
 def _module_page(module, home: dict) -> str:
     name = module.__name__
-    lines = [name, "=" * len(name), "", f".. automodule:: {name}", "   :no-members:", ""]
+    # A module re-exported under its own name by its package (calkit.metrics.bootstrap, the
+    # function) is not indexed, so the name refers to the object.
+    shadowed = name in home.values()
+    lines = [name, "=" * len(name), "", f".. automodule:: {name}", "   :no-members:"]
+    lines += ["   :no-index:"] if shadowed else []
+    lines += ["", f".. currentmodule:: {name}", ""]
     own, elsewhere = [], []
-    for attr in _public_names(module):
+    for attr in public_names(module):
         obj = getattr(module, attr)
         target = home.get(id(obj), f"{name}.{attr}")
         (own if target == f"{name}.{attr}" else elsewhere).append((attr, obj, target))
     if own:
-        lines += [".. currentmodule:: " + name, "", ".. autosummary::", ""]
-        lines += [f"   {attr}" for attr, _, _ in own] + [""]
+        lines += [".. list-table::", "   :widths: 30 70", ""]
         for attr, obj, _ in own:
-            lines += [f".. {_kind(obj)}:: {attr}"]
-            lines += ["   :members:", ""] if inspect.isclass(obj) else [""]
+            lines += [f"   * - :py:obj:`{attr}`", f"     - {_summary(obj)}"]
+        lines += [""]
+        for attr, obj, _ in own:
+            if inspect.isclass(obj):
+                lines += [f".. autoclass:: {attr}", "   :members:", ""]
+            elif callable(obj):
+                lines += [f".. autofunction:: {attr}", ""]
+            else:
+                lines += [f".. autodata:: {attr}", ""]
     if elsewhere:
         lines += ["Also available here", "-------------------", ""]
         lines += [f"- :py:obj:`{attr} <{target}>` (documented as ``{target}``)"
@@ -183,7 +301,7 @@ def _module_page(module, home: dict) -> str:
     return "\n".join(lines)
 
 
-def write_api_pages() -> None:
+def write_api_pages(app=None) -> None:
     """Write ``api/<module>.rst`` (only files whose text changed) and the toctree include."""
     API_DIR.mkdir(exist_ok=True)
     pages = api_pages()
@@ -201,49 +319,93 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-write_api_pages()
-exclude_patterns.append("api/*.inc")
+def _check_examples(app) -> None:
+    from sphinx.util import logging
+
+    logger = logging.getLogger("calkit.docs")
+    objects = documented_objects()
+    for name in names_without_examples():
+        if name not in KNOWN_WITHOUT_EXAMPLES:
+            obj = objects[name]
+            where = f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
+            logger.warning(f"{name} ({where}) has no Examples section in its docstring")
+
 
 # --------------------------------------------------------------------------------------------
-# Toctrees: drop optional pages that are absent; list extra pages others add in docs/.
-# Links to an absent optional page, {doc}`text <../page>`, become plain text.
+# The user guide's table of contents names its pages in reading order; several are written by
+# other parts of the project at the same time.  At build time the entries of absent pages are
+# dropped and pages of the folder that it does not name are appended, so the guide always
+# lists exactly the pages that exist (a glob would warn for each pattern that matches none).
 
+#: documents whose toctree is completed from the pages of their folder
+COMPLETED_TOCTREES = ("user_guide/index",)
 _TOCTREE = re.compile(r"(```\{toctree\}\n)(.*?)(```)", re.S)
-_DOC_ROLE = re.compile(r"\{doc\}`([^`<]*?)\s*<(?:\.\./|/)?([\w/]+)>`")
+
+
+def complete_toctree(text: str, folder: Path, docname: str) -> str:
+    """``text`` with its toctree entries limited to, and completed with, pages in ``folder``."""
+
+    def fix(match):
+        lines = match.group(2).splitlines()
+        options = [line for line in lines if line.startswith(":")]
+        entries = [line.strip() for line in lines if line.strip() and line not in options]
+        kept = [e for e in entries if _doc_exists(folder, e)]
+        here = Path(docname).name
+        extra = sorted(p.stem for suffix in source_suffix for p in folder.glob(f"*{suffix}")
+                       if p.stem not in entries and p.stem != here)
+        body = options + ([""] if options else []) + kept + extra
+        return match.group(1) + "\n".join(body) + "\n" + match.group(3)
+
+    return _TOCTREE.sub(fix, text)
+
+
+def _complete_toctrees(app, docname: str, source: list) -> None:
+    if docname in COMPLETED_TOCTREES:
+        folder = (Path(app.srcdir) / docname).parent
+        source[0] = complete_toctree(source[0], folder, docname)
+
+
+# --------------------------------------------------------------------------------------------
+# Links to pages named in those toctrees but not written yet: {doc}`text <page>` becomes plain
+# ``text`` while the page is absent.  A link to any other missing page stays a link, so Sphinx
+# reports it (an error under -W).
+
+_DOC_ROLE = re.compile(r"\{doc\}`([^`<]*?)\s*<([\w/.]+)>`")
 
 
 def _doc_exists(srcdir: Path, docname: str) -> bool:
     return any((srcdir / f"{docname}{ext}").exists() for ext in source_suffix)
 
 
-def _extra_pages(srcdir: Path) -> list[str]:
-    listed = OWN_PAGES | set(OPTIONAL_PAGES)
-    return sorted(p.stem for p in srcdir.glob("*.md") if p.stem not in listed)
+def planned_pages(srcdir: Path) -> set[str]:
+    """Docnames the completed toctrees name (written or not)."""
+    planned = set()
+    for toc_doc in COMPLETED_TOCTREES:
+        path = srcdir / f"{toc_doc}.md"
+        if not path.exists():
+            continue
+        folder = Path(toc_doc).parent
+        for match in _TOCTREE.finditer(path.read_text()):
+            planned |= {(folder / line.strip()).as_posix()
+                        for line in match.group(2).splitlines()
+                        if line.strip() and not line.startswith(":")}
+    return planned
 
 
-def _fix_toctrees(app, docname: str, source: list) -> None:
+def _unlink_absent_pages(app, docname: str, source: list) -> None:
     srcdir = Path(app.srcdir)
-
-    def fix(match):
-        kept = []
-        for line in match.group(2).splitlines():
-            target = line.strip().rsplit("<", 1)[-1].rstrip(">").strip()
-            page = target.removeprefix("../").removeprefix("/")
-            if page in OPTIONAL_PAGES and not _doc_exists(srcdir, page):
-                continue
-            if line.strip() == "%extra-pages":
-                kept += [f"/{p}" for p in _extra_pages(srcdir)]
-                continue
-            kept.append(line)
-        return match.group(1) + "\n".join(kept) + "\n" + match.group(3)
+    here = Path(docname).parent
+    planned = planned_pages(srcdir)
 
     def unlink(match):
-        page = match.group(2)
-        if page in OPTIONAL_PAGES and not _doc_exists(srcdir, page):
+        target = match.group(2)
+        resolved = (Path(target.lstrip("/")) if target.startswith("/")
+                    else Path(os.path.normpath(here / target))).as_posix()
+        if resolved in planned and not _doc_exists(srcdir, resolved):
             return match.group(1)
         return match.group(0)
 
-    source[0] = _DOC_ROLE.sub(unlink, _TOCTREE.sub(fix, source[0]))
+    source[0] = _DOC_ROLE.sub(unlink, source[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,15 +417,21 @@ def _run_directive():
     from docutils.parsers.rst import Directive, directives
 
     class CalkitRun(Directive):
-        """Run the block's Python code (one namespace per page) and show code + output."""
+        """Run the block's Python code (one namespace per page) and show code + output.
+
+        The code runs in a scratch folder of its own page (files it writes are not kept).
+        Options: ``:requires-data:`` paths under the shared data folder, ``:requires:``
+        dotted names (``calkit.posthoc.TemperatureScaling``); when one is missing the code is
+        shown, not run, with a note saying why.
+        """
 
         has_content = True
-        option_spec = {"requires-data": directives.unchanged_required}
+        option_spec = {"requires-data": directives.unchanged_required,
+                       "requires": directives.unchanged_required}
 
         def run(self):
             env = self.state.document.settings.env
-            missing = [p for p in self.options.get("requires-data", "").split()
-                       if not (SHARED_DATA / p).exists()]
+            missing = _unmet(self.options)
             if missing:
                 return _not_run(self.content, missing)
             namespaces = env.temp_data.setdefault("calkit_run", {})
@@ -271,7 +439,7 @@ def _run_directive():
             code = "\n".join(self.content)
             out = io.StringIO()
             try:
-                with contextlib.redirect_stdout(out):
+                with _working_directory(_page_dir(env)), contextlib.redirect_stdout(out):
                     exec(compile(code, f"<{env.docname}>", "exec"), namespace)  # noqa: S102
             except Exception:
                 raise self.error(f"calkit-run block failed in {env.docname}:\n"
@@ -290,25 +458,31 @@ def _run_directive():
 
 def _console_directive():
     from docutils import nodes
-    from docutils.parsers.rst import Directive
+    from docutils.parsers.rst import Directive, directives
 
     class CalkitConsole(Directive):
-        """Run ``calkit ...`` command lines (in a fresh temporary folder) and show the session.
+        """Run ``calkit ...`` command lines and show the session.
 
         The lines are passed to :func:`calkit.cli.main`, the function behind the ``calkit``
-        console script; a non-zero exit code fails the build.
+        console script, in the page's scratch folder (where the page's ``calkit-run`` blocks
+        may have written input files); a non-zero exit code fails the build.  Options as for
+        ``calkit-run``.
         """
 
         has_content = True
+        option_spec = {"requires-data": directives.unchanged_required,
+                       "requires": directives.unchanged_required}
 
         def run(self):
             import shlex
-            import tempfile
 
             from calkit.cli import main
 
+            missing = _unmet(self.options)
+            if missing:
+                return _not_run(self.content, missing, language="console")
             shown = []
-            with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):
+            with _working_directory(_page_dir(self.state.document.settings.env)):
                 for line in self.content:
                     argv = shlex.split(line)
                     if not argv or argv[0] != "calkit":
@@ -325,6 +499,26 @@ def _console_directive():
     return CalkitConsole
 
 
+def _unmet(options: dict) -> list[str]:
+    """What a block's ``:requires-data:`` and ``:requires:`` options name that is absent."""
+    missing = [f"the real data {p} (not under {SHARED_DATA})"
+               for p in options.get("requires-data", "").split()
+               if not (SHARED_DATA / p).exists()]
+    missing += [f"{name} (not in this version of calkit)"
+                for name in missing_requirements(options.get("requires", "").split())]
+    return missing
+
+
+_SCRATCH = tempfile.TemporaryDirectory(prefix="calkit-docs-")
+
+
+def _page_dir(env) -> str:
+    """The scratch folder of the page being read (created on first use)."""
+    path = Path(_SCRATCH.name) / env.docname.replace("/", "__")
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
 @contextlib.contextmanager
 def _working_directory(path: str):
     old = os.getcwd()
@@ -335,15 +529,14 @@ def _working_directory(path: str):
         os.chdir(old)
 
 
-def _not_run(content, missing: list) -> list:
-    """The code of a block whose data is absent, with a note saying so (not an error)."""
+def _not_run(content, missing: list[str], language: str = "python") -> list:
+    """The code of a block whose needs are unmet, with a note saying so (not an error)."""
     from docutils import nodes
 
     code = "\n".join(content)
     note = nodes.note()
-    note += nodes.paragraph(text="Not run in this build: the real data it reads "
-                            f"({', '.join(missing)}) is not under {SHARED_DATA}.")
-    return [note, nodes.literal_block(code, code, language="python")]
+    note += nodes.paragraph(text=f"Not run in this build: it needs {'; '.join(missing)}.")
+    return [note, nodes.literal_block(code, code, language=language)]
 
 
 def _figures_as_data_uris() -> list[str]:
@@ -363,7 +556,11 @@ def _figures_as_data_uris() -> list[str]:
 
 
 def setup(app):
-    app.connect("source-read", _fix_toctrees)
+    # Before sphinx-gallery (priority 500) and before the sources are read.
+    app.connect("builder-inited", write_api_pages, priority=100)
+    app.connect("builder-inited", _check_examples, priority=900)
+    app.connect("source-read", _complete_toctrees)
+    app.connect("source-read", _unlink_absent_pages)
     app.add_directive("calkit-run", _run_directive())
     app.add_directive("calkit-console", _console_directive())
     return {"parallel_read_safe": True}

@@ -24,6 +24,7 @@ from calkit.plotting import (  # noqa: E402
 )
 from calkit.plotting.curves import roc_points  # noqa: E402
 from calkit.plotting.gamma import history_arrays  # noqa: E402
+from calkit.plotting.reliability import smooth_visible  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +161,16 @@ def test_confidence_histogram_counts(example):
     np.testing.assert_array_equal(wrong[:, 2], tsum)     # stacked on the correct ones
     assert disp.accuracy[0] == pytest.approx(correct.mean())
     assert disp.mean_confidence[0] == pytest.approx(conf.mean())
+    # the top bin holds most samples: "auto" switches to a log axis, "linear" keeps it linear
+    assert count.max() > len(y) / 2 and disp.ax_.get_yscale() == "log"
+    assert disp.ax_.get_ylabel() == "Number of samples (log)"
+    lin = ConfidenceHistogramDisplay.from_predictions(y, p, count_scale="linear")
+    assert lin.ax_.get_yscale() == "linear"
+    q = np.linspace(0.5, 1, 400)  # spread-out confidences: no bin holds half of them
+    spread = ConfidenceHistogramDisplay.from_predictions(np.arange(400) % 2, q)
+    assert spread.ax_.get_yscale() == "linear"
+    with pytest.raises(ValueError, match="count_scale"):
+        ConfidenceHistogramDisplay.from_predictions(y, p, count_scale="sqrt")
 
 
 def test_roc_points_match_sklearn_on_real_ood_data():
@@ -252,9 +263,56 @@ def test_reliability_smooth_curve(example):
     disp = ReliabilityDisplay.from_predictions(y, p, smooth=True, name="net")
     r = smooth.smooth_ece(y, p)
     line = disp.smooth_lines_[0]
-    dense = np.asarray(r.density) >= 1e-3
+    # drawn where the kernel-weighted sample count N density sqrt(2 pi) sigma is >= 3
+    dense = len(y) * np.asarray(r.density) * np.sqrt(2 * np.pi) * r.sigma >= 3
+    np.testing.assert_array_equal(dense, smooth_visible(r))
     np.testing.assert_allclose(line.get_ydata()[dense], np.asarray(r.curve)[dense])
     assert np.isnan(line.get_ydata()[~dense]).all() and (~dense).any()
     assert line.get_label() == f"smooth curve (smECE {100 * float(r):.2f}%)"
     plain = ReliabilityDisplay.from_predictions(y, p)
     assert plain.smooth_lines_ == [None]
+
+
+def test_reliability_smooth_band(example):
+    smooth = pytest.importorskip("calkit.metrics.smooth")
+    y, p, _ = example
+    disp = ReliabilityDisplay.from_predictions(y, p, smooth=True, name="net")
+    r = smooth.smooth_ece(y, p)
+    low, high = smooth.curve_band(*_top_pairs(y, p), r.sigma, n_resamples=100, random_state=0)
+    band = disp.smooth_bands_[0]
+    # the shaded polygon runs along the band's upper and lower edges where data are dense
+    vertices = np.concatenate([path.vertices for path in band.get_paths()])
+    dense = smooth_visible(r)
+    low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+    for x, lo, hi in zip(np.asarray(r.grid)[dense][::20], low[dense][::20], high[dense][::20],
+                         strict=True):
+        ys = vertices[np.isclose(vertices[:, 0], x), 1]
+        assert np.isclose(ys, lo).any() and np.isclose(ys, hi).any()
+    assert (high[dense] >= low[dense]).all() and (high[dense] - low[dense]).max() > 0
+    assert band.get_label() == "95% bootstrap band"
+    labels = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert labels[-2:] == ["95% bootstrap band", "perfect calibration"]
+    none = ReliabilityDisplay.from_predictions(y, p, smooth=True, smooth_band=None)
+    assert none.smooth_bands_ == [None] and none.smooth_lines_[0] is not None
+
+
+def _top_pairs(y, p):
+    return p.max(1), (p.argmax(1) == y).astype(float)
+
+
+def test_gamma_dynamics_from_a_real_adafocal_history(example):
+    """The history of calkit's AdaFocal loss (when present) plots as recorded."""
+    torch = pytest.importorskip("torch")
+    training = pytest.importorskip("calkit.training")
+    loss_fn = training.AdaFocalLoss(n_bins=5)
+    y, p, logits = example
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    for temperature in (2.0, 1.5, 1.0, 0.7):  # stand-ins for epochs of a sharpening model
+        loss_fn.update(z / temperature, torch.as_tensor(y))
+    disp = GammaDynamicsDisplay.from_history(loss_fn.history)
+    gammas = np.array([np.asarray(r["gamma_b"], dtype=float) for r in loss_fn.history])
+    gaps = np.array([np.asarray(r["E_b"], dtype=float) for r in loss_fn.history])
+    assert len(disp.gamma_lines_) == 5
+    for b in range(5):
+        np.testing.assert_allclose(disp.gamma_lines_[b].get_ydata(), gammas[:, b])
+        np.testing.assert_allclose(disp.gap_lines_[b].get_ydata(), gaps[:, b])

@@ -104,6 +104,36 @@ def test_matches_relplot_on_real_data(cifar10_ce_test, netcal_cifar100):
 
 
 @pytest.mark.peers
+@pytest.mark.parametrize("folder, name, view", [
+    ("cifar10_resnet50_ce_vs_focal", "resnet50_cifar10_focal_loss_test_0.9_vanilla.npz",
+     "top_label"),
+    ("cv_probs_label_errors", "20news", "top_label"),   # strongly under-confident
+    ("cv_probs_label_errors", "imdb", "positive"),      # binary, P(y = 1)
+])
+def test_matches_relplot_on_more_real_data(folder, name, view):
+    relplot = pytest.importorskip("relplot")
+    from conftest import shared_path
+
+    if name.endswith(".npz"):
+        with np.load(shared_path(folder, name), allow_pickle=False) as d:
+            y, p = d["labels"], softmax(d["logits"].astype(np.float64))
+    else:
+        p = np.load(shared_path(folder, f"{name}_test_set_pyx.npy"), allow_pickle=False)
+        y = np.load(shared_path(folder, f"{name}_test_set_original_labels.npy"),
+                    allow_pickle=False).astype(np.int64)
+        p = np.clip(p, 0, None)
+        p = p / p.sum(1, keepdims=True)
+    if view == "positive":
+        f, t = p[:, 1], (y == 1).astype(np.float64)
+    else:
+        f, t = _top(y, p)
+    ref, sigma = relplot.smECE(f, t, return_width=True)
+    r = smooth_ece(y, p, view=view)
+    assert r.sigma == sigma
+    assert float(r) == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.peers
 def test_matches_relplot_float32_and_binary(simulated):
     relplot = pytest.importorskip("relplot")
     f, y = simulated
@@ -147,3 +177,29 @@ def test_scores_entry_point_agrees_with_positive_view(simulated):
     a = smooth_ece_from_scores(f, y)
     b = smooth_ece(y.astype(int), f, view="positive")
     assert float(a) == float(b) and a.sigma == b.sigma
+
+
+def test_curve_band_brute_force_and_options(simulated):
+    from calkit.metrics.smooth import curve_band
+
+    f, y = simulated
+    r = smooth_ece(y.astype(int), f, view="positive", band=0.9, n_resamples=30,
+                   random_state=3)
+    low, high = r.band
+    assert r.settings["band"] == 0.9 and r.settings["n_resamples"] == 30
+    # brute force: each resample's curve at the same sigma, then per-point percentiles
+    rng = np.random.default_rng(3)
+    curves = []
+    for _ in range(30):
+        i = rng.integers(0, len(f), len(f))
+        curves.append(smooth_ece(y[i].astype(int), f[i], view="positive", sigma=r.sigma).curve)
+    np.testing.assert_allclose(low, np.percentile(curves, 5, axis=0), atol=1e-12)
+    np.testing.assert_allclose(high, np.percentile(curves, 95, axis=0), atol=1e-12)
+    # the true reliability curve y ~ f^1.5 lies inside the band where there are data
+    inside = (low <= r.grid ** 1.5 + 0.02) & (r.grid ** 1.5 - 0.02 <= high)
+    assert inside[(r.grid > 0.2) & (r.grid < 0.95)].mean() > 0.9
+    assert smooth_ece(y.astype(int), f, view="positive").band is None
+    with pytest.raises(ValueError, match="confidence"):
+        curve_band(f, y, 0.1, confidence=95)
+    with pytest.raises(ValueError, match="n_resamples"):
+        curve_band(f, y, 0.1, n_resamples=1)

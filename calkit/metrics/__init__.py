@@ -13,18 +13,46 @@ from calkit.metrics.binned import (
     ece,
     error_from_table,
 )
+from calkit.metrics.bootstrap import BootstrapResult, bootstrap
+from calkit.metrics.conventions import convention_error
+from calkit.metrics.grouped import grouped_calibration
+from calkit.metrics.ood import OODResult, ood_metrics, ood_score
 from calkit.metrics.scores import accuracy, brier_score, nll
+from calkit.metrics.selective import (
+    RiskCoverage,
+    accuracy_at_coverage,
+    aurc,
+    coverage_at_risk,
+    eaurc,
+    risk_coverage,
+)
+from calkit.metrics.smooth import SmoothECEResult, smooth_ece
 from calkit.metrics.sweep import sweep_ece
 
 __all__ = [
+    "BootstrapResult",
     "CalibrationResult",
+    "OODResult",
+    "RiskCoverage",
+    "SmoothECEResult",
     "accuracy",
+    "accuracy_at_coverage",
+    "aurc",
+    "bootstrap",
     "brier_score",
     "calibration_error",
+    "convention_error",
+    "coverage_at_risk",
     "debiased_ece",
     "debiased_error_from_table",
+    "eaurc",
     "ece",
     "error_from_table",
+    "grouped_calibration",
     "nll",
+    "ood_metrics",
+    "ood_score",
+    "risk_coverage",
+    "smooth_ece",
     "sweep_ece",
 ]

@@ -90,7 +90,7 @@ class OODRocDisplay:
                                         colors(len(self.names)), strict=True):
             tpr = 100 * m.settings["tpr"]
             (line,) = ax.plot(f, t, color=color, lw=1.8,
-                              label=f"{name} (AUROC {m.auroc:.3f}, FPR@{tpr:g} {m.fpr_at_tpr:.3f})")
+                              label=f"{name}\nAUROC {m.auroc:.3f}, FPR@{tpr:g} {m.fpr_at_tpr:.3f}")
             self.lines_.append(line)
         ax.plot([0, 1], [0, 1], ls="--", color="0.5", lw=1, label="chance")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate (OOD accepted)",
@@ -147,7 +147,7 @@ class RiskCoverageDisplay:
         for r, name, color in zip(self.results, self.names, colors(len(self.names)),
                                   strict=True):
             (line,) = ax.plot(r.coverage, r.risk, color=color, lw=1.8,
-                              label=f"{name} (AURC {r.aurc:.4f}, E-AURC {r.eaurc:.4f})")
+                              label=f"{name}\nAURC {r.aurc:.4f}, E-AURC {r.eaurc:.4f}")
             self.lines_.append(line)
         ax.set(xlim=(0, 1), ylim=(0, None), xlabel="Coverage (share of predictions kept)",
                ylabel="Risk (error rate of kept predictions)", title="Risk-coverage")

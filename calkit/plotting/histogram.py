@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from calkit._validation import check_classification
+from calkit._validation import check_classification, check_option
 from calkit.binning import _bin_table
 from calkit.plotting._axes import colors, panel_grid
 
@@ -55,7 +55,8 @@ class ConfidenceHistogramDisplay:
 
     @classmethod
     def from_predictions(cls, y_true, y_prob, *, n_bins: int = 20, name: str | None = None,
-                         ax=None, sum_tol: float | None = None) -> ConfidenceHistogramDisplay:
+                         ax=None, count_scale: str = "auto",
+                         sum_tol: float | None = None) -> ConfidenceHistogramDisplay:
         """Bin the top-label confidence of one model, or of several (a mapping name -> probs).
 
         Parameters
@@ -66,6 +67,8 @@ class ConfidenceHistogramDisplay:
             Equal-width bins on [0, 1].
         name : str, optional
         ax : Axes or sequence of Axes (one per model), optional
+        count_scale : {"auto", "log", "linear"}, default="auto"
+            See :meth:`plot`.
 
         Returns
         -------
@@ -79,10 +82,17 @@ class ConfidenceHistogramDisplay:
             tables.append(table)
             acc.append(float(table.sum_target.sum()) / table.n_samples)
             conf.append(float(table.sum_score.sum()) / table.n_samples)
-        return cls(tables, list(probs), acc, conf).plot(ax=ax)
+        return cls(tables, list(probs), acc, conf).plot(ax=ax, count_scale=count_scale)
 
-    def plot(self, ax=None) -> ConfidenceHistogramDisplay:
-        """Draw one panel per model; returns ``self``."""
+    def plot(self, ax=None, *, count_scale: str = "auto") -> ConfidenceHistogramDisplay:
+        """Draw one panel per model; returns ``self``.
+
+        ``count_scale="auto"`` uses a log y axis when one bin holds more than half
+        of a model's samples (a confident classifier, whose other bins would be
+        invisible on a linear axis); the stacked correct/wrong split is then
+        read from the bar tops.
+        """
+        check_option(count_scale, "count_scale", ("auto", "log", "linear"))
         n = len(self.tables)
         if ax is None:
             _, axes, _ = panel_grid(n, with_hist=False, panel_size=(4.6, 3.4))
@@ -103,8 +113,12 @@ class ConfidenceHistogramDisplay:
                                           label="wrong"))
             a.axvline(acc, color="black", ls="--", lw=1.2, label=f"accuracy {acc:.3f}")
             a.axvline(conf, color="tab:red", ls=":", lw=1.5, label=f"mean confidence {conf:.3f}")
+            log = count_scale == "log" or (count_scale == "auto"
+                                           and t.count.max() > t.n_samples / 2)
+            if log:
+                a.set_yscale("log")
             a.set(xlim=(0, 1), xlabel="Confidence (top-label probability)",
-                  ylabel="Number of samples", title=name)
+                  ylabel="Number of samples (log)" if log else "Number of samples", title=name)
             a.legend(loc="upper left", fontsize="small")
             a.grid(alpha=0.25)
         return self

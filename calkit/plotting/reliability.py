@@ -21,7 +21,7 @@ from calkit.metrics.binned import CalibrationResult, calibration_error
 from calkit.plotting._axes import colors, inset_hist_axes, panel_grid
 
 LAYOUTS = ("overlay", "side_by_side")
-SMOOTH_MIN_DENSITY = 1e-3
+SMOOTH_MIN_SAMPLES = 3.0
 _AXIS_LABELS = {
     "top_label": ("Confidence (top-label probability)", "Accuracy"),
     "positive": ("Predicted probability of class 1", "Fraction of positives"),
@@ -71,6 +71,8 @@ class ReliabilityDisplay:
         The perfect-calibration diagonal of each panel.
     smooth_lines_ : list of Line2D or None
         Per model, the smoothed reliability curve (when ``smooth`` was given).
+    smooth_bands_ : list of PolyCollection or None
+        Per model, the shaded bootstrap band of that curve (when the result has one).
     figure_ : matplotlib Figure
 
     Examples
@@ -106,8 +108,8 @@ class ReliabilityDisplay:
     @classmethod
     def from_predictions(cls, y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
                          closed: str = "right", view: str = "top_label", name: str | None = None,
-                         smooth: bool = False, sum_tol: float | None = None,
-                         **plot_kw) -> ReliabilityDisplay:
+                         smooth: bool = False, smooth_band: float | None = 0.95,
+                         sum_tol: float | None = None, **plot_kw) -> ReliabilityDisplay:
         """Bin the predictions with :func:`calkit.calibration_error` and plot them.
 
         Parameters
@@ -124,6 +126,10 @@ class ReliabilityDisplay:
         smooth : bool, default=False
             Also draw the smooth-ECE reliability curve (Blasiok and Nakkiran
             2023) of each model, from :func:`calkit.metrics.smooth.smooth_ece`.
+        smooth_band : float or None, default=0.95
+            With ``smooth=True``, shade the curve's pointwise bootstrap band at
+            this level (100 seeded resamples, :func:`calkit.metrics.smooth.curve_band`);
+            None draws the curve alone.
         **plot_kw
             ``ax``, ``layout``, ``hist``, ``gap``, ``count_scale``,
             ``axis_labels``: see :meth:`plot`.
@@ -138,7 +144,7 @@ class ReliabilityDisplay:
                                         closed=closed, view=view, sum_tol=sum_tol)
                    for k, p in probs.items()}
         ranges = [_score_range(y_true, p, view, sum_tol) for p in probs.values()]
-        curves = [_smooth_ece()(y_true, p, view=view, sum_tol=sum_tol)
+        curves = [_smooth_ece()(y_true, p, view=view, sum_tol=sum_tol, band=smooth_band)
                   for p in probs.values()] if smooth else None
         display = cls([r.table for r in results.values()], list(results),
                       [float(r) for r in results.values()], results[next(iter(results))].settings,
@@ -194,7 +200,8 @@ class ReliabilityDisplay:
 
     def plot(self, ax=None, *, layout: str = "overlay", hist: bool = True,
              gap: bool | None = None, count_scale: str = "auto",
-             axis_labels: tuple[str, str] | None = None) -> ReliabilityDisplay:
+             axis_labels: tuple[str, str] | None = None,
+             hist_ax=None) -> ReliabilityDisplay:
         """Draw the diagram.
 
         Parameters
@@ -217,6 +224,9 @@ class ReliabilityDisplay:
         axis_labels : (str, str), optional
             x and y labels; the default depends on the view (e.g. "Confidence"
             and "Accuracy" for the top-label view).
+        hist_ax : matplotlib Axes or a sequence of them, optional
+            With ``ax`` given: where to draw the counts (one per panel) instead
+            of an inset, e.g. a short axes under each diagram of a grid.
 
         Returns
         -------
@@ -231,7 +241,7 @@ class ReliabilityDisplay:
         self._axis_labels = axis_labels
         n_models = len(self.tables)
         n_panels = n_models if layout == "side_by_side" else 1
-        self.axes_, self.hist_axes_ = self._make_axes(ax, n_panels, hist)
+        self.axes_, self.hist_axes_ = self._make_axes(ax, n_panels, hist, hist_ax)
         self.figure_ = self.axes_[0].figure
         self.ax_ = self.axes_[0]
         palette = colors(n_models)
@@ -239,6 +249,7 @@ class ReliabilityDisplay:
         shade = (not overlaid) if gap is None else bool(gap)
         self.bars_, self.gap_bars_, self.count_bars_ = [], [], []
         self.smooth_lines_ = [None] * n_models
+        self.smooth_bands_ = [None] * n_models
         for i, (table, label, err) in enumerate(zip(self.tables, self.names, self.errors,
                                                     strict=True)):
             panel = i if n_panels > 1 else 0
@@ -251,8 +262,8 @@ class ReliabilityDisplay:
             self.bars_.append(bars)
             self.gap_bars_.append(gaps)
             if self.smooth is not None:
-                self.smooth_lines_[i] = _draw_smooth(self.axes_[panel], self.smooth[i],
-                                                     palette[i], overlaid)
+                self.smooth_lines_[i], self.smooth_bands_[i] = _draw_smooth(
+                    self.axes_[panel], self.smooth[i], palette[i], overlaid)
             hax = self.hist_axes_[panel]
             self.count_bars_.append(None if hax is None else
                                     _draw_counts(hax, table, edges, palette[i],
@@ -263,14 +274,23 @@ class ReliabilityDisplay:
                                                          strict=True))]
         return self
 
-    def _make_axes(self, ax, n_panels: int, hist: bool):
-        self._inset = ax is not None
+    def _make_axes(self, ax, n_panels: int, hist: bool, hist_ax=None):
+        self._inset = ax is not None and hist_ax is None
         if ax is None:
+            if hist_ax is not None:
+                raise ValueError("hist_ax needs ax (the diagrams' axes) as well")
             _, axes, hist_axes = panel_grid(n_panels, hist)
             return axes, hist_axes
         axes = list(ax) if isinstance(ax, Sequence | np.ndarray) else [ax]
         if len(axes) != n_panels:
             raise ValueError(f"layout needs {n_panels} axes, got {len(axes)}")
+        if hist_ax is not None and hist:
+            hist_axes = list(hist_ax) if isinstance(hist_ax, Sequence | np.ndarray) else [
+                hist_ax]
+            if len(hist_axes) != len(axes):
+                raise ValueError(f"hist_ax needs one axes per panel ({len(axes)}), got "
+                                 f"{len(hist_axes)}")
+            return axes, hist_axes
         return axes, [inset_hist_axes(a) if hist else None for a in axes]
 
     def _finish_panel(self, ax, hist_ax, title: str | None):
@@ -283,9 +303,15 @@ class ReliabilityDisplay:
         bins = f"{s.get('n_bins', '?')} {s.get('strategy', '')} bins"
         ax.set_title(f"{title}, {bins}" if title else f"Reliability diagram, {bins}",
                      fontsize="medium")
+        from matplotlib.collections import Collection
+
         handles, labels = ax.get_legend_handles_labels()
-        order = sorted(range(len(handles)), key=lambda i: (handles[i] is diagonal) * 2 +
-                       isinstance(handles[i], type(diagonal)))
+
+        def rank(h):  # bars and gaps, then curves, then bands, the diagonal last
+            return 3 if h is diagonal else 2 if isinstance(h, Collection) else int(
+                isinstance(h, type(diagonal)))
+
+        order = sorted(range(len(handles)), key=lambda i: rank(handles[i]))
         ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left",
                   fontsize="small", framealpha=0.9)
         inset = hist_ax is not None and self._inset
@@ -324,20 +350,37 @@ def _smooth_ece():
     return smooth_ece
 
 
-def _draw_smooth(ax, result, color, overlaid: bool):
-    """The smoothed reliability curve, labelled with its smooth ECE.
+def smooth_visible(result) -> np.ndarray:
+    """Where a smooth reliability curve is drawn: enough data under the kernel.
 
-    It is left out where the smoothed score density is below ``SMOOTH_MIN_DENSITY``
-    (relative to a uniform density): with no data nearby, the kernel estimate
-    only shows its regulariser.
+    The kernel-weighted number of samples near ``x`` is about ``N density(x)
+    sqrt(2 pi) sigma`` (``density`` averages 1 on [0, 1]); the curve and its band
+    are drawn where that is at least ``SMOOTH_MIN_SAMPLES`` (3).  Elsewhere the
+    kernel estimate rests on less than a few samples (or only on the regulariser).
     """
+    density = np.asarray(to_numpy(result.density), dtype=np.float64)
+    n = result.settings.get("n_samples", 0)
+    return n * density * np.sqrt(2 * np.pi) * result.sigma >= SMOOTH_MIN_SAMPLES
+
+
+def _draw_smooth(ax, result, color, overlaid: bool):
+    """The smoothed reliability curve, labelled with its smooth ECE, and its band
+    (clipped to [0, 1]) where :func:`smooth_visible`."""
     grid = np.asarray(to_numpy(result.grid), dtype=np.float64)
     curve = np.asarray(to_numpy(result.curve), dtype=np.float64)
-    density = np.asarray(to_numpy(result.density), dtype=np.float64)
-    curve = np.where(density >= SMOOTH_MIN_DENSITY, curve, np.nan)
-    (line,) = ax.plot(grid, curve, color=color if overlaid else "black", lw=2, zorder=5,
+    seen = smooth_visible(result)
+    curve = np.where(seen, curve, np.nan)
+    line_color = color if overlaid else "black"
+    (line,) = ax.plot(grid, curve, color=line_color, lw=2, zorder=5,
                       label=f"smooth curve (smECE {100 * float(result):.2f}%)")
-    return line
+    band = None
+    if getattr(result, "band", None) is not None:
+        low, high = result.band
+        level = 100 * result.settings.get("band", 0.95)
+        band = ax.fill_between(grid, np.clip(low, 0, 1), np.clip(high, 0, 1), where=seen,
+                               color=line_color, alpha=0.15,
+                               lw=0, zorder=4, label=f"{level:g}% bootstrap band")
+    return line, band
 
 
 def _score_range(y_true, y_prob, view: str, sum_tol) -> tuple[float, float]:
@@ -366,6 +409,8 @@ def _draw_bins(ax, table: BinTable, edges, color, label: str, filled: bool, shad
     if filled:
         bars = ax.bar(left, acc, width=width, align="edge", color=color, alpha=0.85,
                       edgecolor="white", linewidth=0.6, label=label, zorder=2)
+        # a dot at (mean confidence, accuracy): narrow equal-mass bins stay visible
+        ax.plot(conf, acc, "o", color="0.1", ms=2.5, zorder=4)
     else:
         bars = ax.bar(left, acc, width=width, align="edge", fill=False, edgecolor=color,
                       linewidth=1.6, label=label, zorder=3)

@@ -13,6 +13,7 @@ unpickling anything.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,15 +37,39 @@ class BaseCalibrator(BaseEstimator):
     Subclasses set ``_fitted_attributes`` (the names :meth:`save` writes) and
     implement ``fit`` and ``_predict_proba`` (numpy, float64); they may add
     ``_predict_proba_torch`` to keep tensors on their device.
+
+    Examples
+    --------
+    >>> from calkit.posthoc import BaseCalibrator, TemperatureScaling
+    >>> issubclass(TemperatureScaling, BaseCalibrator)
+    True
+    >>> TemperatureScaling._fitted_attributes
+    ('temperature_', 'n_classes_')
     """
 
     #: names of the fitted attributes that define the calibrator (saved by ``save``)
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
+    #: True when the calibrator never changes the argmax of (N, K) logits
+    _keeps_argmax: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
+
+    #: False for calibrators of binary problems only
+    _multiclass: ClassVar[bool] = True
+
+    def __sklearn_tags__(self):
+        """scikit-learn (>= 1.6) tags: a classifier on logits that also transforms."""
+        from sklearn.utils import ClassifierTags, TransformerTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=self._multiclass)
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        tags.target_tags.required = True
+        return tags
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(self, X):
@@ -60,7 +85,16 @@ class BaseCalibrator(BaseEstimator):
         return out
 
     def predict(self, X):
-        """The predicted class: argmax of :meth:`predict_proba` (``p > 0.5`` for 1-D)."""
+        """The predicted class: argmax of :meth:`predict_proba` (``p > 0.5`` for 1-D).
+
+        Calibrators that provably keep the argmax (``_keeps_argmax``) return the
+        argmax of the logits themselves, so float ties in the probabilities never
+        change a prediction.
+        """
+        if self._keeps_argmax:
+            self._check_fitted()
+            z = check_predict_logits(X, self.n_classes_, type(self).__name__)
+            return z.argmax(1) if is_torch(z) else np.argmax(z, axis=1)
         p = self.predict_proba(X)
         if p.ndim == 1:
             return (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
@@ -82,6 +116,11 @@ class BaseCalibrator(BaseEstimator):
         if missing or not self._fitted_attributes:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
                                  "call 'fit' with validation data first")
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of input columns (logits per sample) seen in ``fit``."""
+        return self.n_classes_
 
     def __sklearn_is_fitted__(self) -> bool:
         return all(hasattr(self, a) for a in self._fitted_attributes)
@@ -114,6 +153,17 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _restore_tuples(cls, params: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists: give tuple-valued defaults their tuples back."""
+    defaults = inspect.signature(cls.__init__).parameters
+    out = dict(params)
+    for key, value in params.items():
+        if isinstance(value, list) and key in defaults \
+                and isinstance(defaults[key].default, tuple):
+            out[key] = tuple(value)
+    return out
+
+
 def load_calibrator(path: str | Path) -> BaseCalibrator:
     """Rebuild a calibrator written by :meth:`BaseCalibrator.save`.
 
@@ -126,32 +176,52 @@ def load_calibrator(path: str | Path) -> BaseCalibrator:
     -------
     BaseCalibrator
         A fitted calibrator of the saved class.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from calkit.posthoc import TemperatureScaling, load_calibrator
+    >>> z = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]])
+    >>> ts = TemperatureScaling().fit(z, [0, 1, 1, 1])
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ts.json"
+    >>> ts.save(path)
+    >>> load_calibrator(path).temperature_ == ts.temperature_
+    True
     """
     try:
         doc = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a calkit calibrator file (not JSON: {exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         raise ValueError(f"{path} is not a calkit calibrator file")
     cls = _REGISTRY.get(doc.get("class"))
     if cls is None:
         raise ValueError(f"{path} holds an unknown calibrator class {doc.get('class')!r}")
-    est = cls(**doc["params"])
+    est = cls(**_restore_tuples(cls, doc["params"]))
     for name, spec in doc["fitted"].items():
         if name not in cls._fitted_attributes:
             raise ValueError(f"{path}: unexpected fitted attribute {name!r}")
         arr = np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
-        setattr(est, name, arr[()] if spec["scalar"] else arr)
+        setattr(est, name, arr.item() if spec["scalar"] else arr)
     est._check_fitted()
     return est
 
 
 # ---------------------------------------------------------------------- input checks
-def check_fit_logits(X, y):
-    """Validated ``(logits (N, K) float64 numpy, labels (N,) int64 numpy)`` for ``fit``."""
-    z = check_logits(X, "X")
+def check_fit_logits(X, y, *, keep_float32: bool = False, keep_torch: bool = False):
+    """Validated ``(logits (N, K), labels (N,) int64)`` for ``fit``.
+
+    By default both come back as numpy, the logits as float64.  ``keep_float32``
+    keeps float32 logits float32 (16-bit floats become float32) for solvers that
+    accumulate in float64 themselves; ``keep_torch`` leaves tensors on their device.
+    """
+    z = check_logits(_float_if_integer(X), "X")
     labels = check_labels(y, int(z.shape[0]), int(z.shape[1]), like=z)
-    return np.asarray(to_numpy(z), dtype=np.float64), np.asarray(to_numpy(labels))
+    if keep_torch and is_torch(z):
+        return (z.float() if z.element_size() < 4 else z), labels
+    z = np.asarray(to_numpy(z))
+    dtype = np.float32 if keep_float32 and z.dtype.itemsize <= 4 else np.float64
+    return z.astype(dtype, copy=False), np.asarray(to_numpy(labels))
 
 
 def check_fit_binary(X, y):
@@ -161,10 +231,21 @@ def check_fit_binary(X, y):
     return np.asarray(to_numpy(s), dtype=np.float64), np.asarray(to_numpy(t), dtype=np.float64)
 
 
-def check_predict_logits(X, n_classes: int) -> np.ndarray:
-    """Validated logits with ``n_classes`` columns as float64 numpy."""
-    z = check_logits(X, "X")
-    if z.shape[1] != n_classes:
-        raise ValueError(f"X has {z.shape[1]} classes but the calibrator was fitted on "
-                         f"{n_classes}")
-    return z
+def check_predict_logits(X, n_classes: int, name: str = "calibrator"):
+    """Validated logits with ``n_classes`` columns (numpy or torch, dtype kept)."""
+    z = _float_if_integer(X)
+    shape = getattr(z, "shape", ())
+    if len(shape) == 2 and shape[1] != n_classes:  # before check_logits: 1 column is valid here
+        raise ValueError(f"X has {shape[1]} features, but {name} is expecting {n_classes} "
+                         f"features as input (one logit per class seen in fit)")
+    return check_logits(z, "X")
+
+
+def _float_if_integer(X):
+    """Integer numpy logits as float64 (logits must be floats for ``check_logits``)."""
+    if is_torch(X) or not isinstance(X, np.ndarray | list | tuple):
+        return X
+    arr = np.asarray(X)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.float64)
+    return arr

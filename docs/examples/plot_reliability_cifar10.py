@@ -18,7 +18,7 @@ logits, labels = load_example()
 probs = calkit.softmax(logits)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-for ax, strategy in zip(axes, ("uniform", "quantile")):
+for ax, strategy in zip(axes, ("uniform", "quantile"), strict=True):
     ReliabilityDisplay.from_predictions(labels, probs, n_bins=15, strategy=strategy,
                                         name="ResNet-50", ax=ax)
     ax.set_title(f"15 {strategy} bins")

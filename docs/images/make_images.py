@@ -19,9 +19,10 @@ def ce_vs_focal() -> None:
     folder = DATA / "cifar10_resnet50_ce_vs_focal"
     probs = {}
     for name, stem in [("cross-entropy", "cross_entropy"), ("focal loss", "focal_loss")]:
-        with np.load(folder / f"resnet50_cifar10_{stem}_test_0.9_vanilla.npz") as d:
+        with np.load(folder / f"resnet50_cifar10_{stem}_test_0.9_vanilla.npz",
+                     allow_pickle=False) as d:
             probs[name], labels = softmax(d["logits"]), d["labels"]
-    disp = ReliabilityDisplay.from_predictions(labels, probs, layout="side_by_side")
+    disp = ReliabilityDisplay.from_predictions(labels, probs, layout="side_by_side", smooth=True)
     disp.figure_.suptitle("CIFAR-10 ResNet-50, 10,000 test images", fontsize="medium")
     disp.figure_.savefig(OUT / "reliability_ce_vs_focal.png", dpi=100)
 

@@ -1,0 +1,137 @@
+"""Post-hoc calibrators on real classifier outputs: the comparison table of the docs.
+
+Run: ``python benchmarks/posthoc_table.py [--data ../shared/data]``; prints Markdown.
+
+Every calibrator is fitted on a validation split and evaluated on a disjoint
+test split: top-label ECE (15 equal-width bins, ``(a, b]``), NLL, Brier score
+(multiclass sum, in [0, 2]) and accuracy, all from ``calkit.metrics``.  Datasets
+that ship probabilities only are turned into logits as ``log(max(p, tiny))``
+(what the CLI does) and split in two halves with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from calkit import accuracy, brier_score, ece, nll, softmax
+from calkit.posthoc import (
+    BetaCalibration,
+    EnsembleTemperatureScaling,
+    HistogramBinning,
+    IsotonicCalibration,
+    MatrixScaling,
+    PlattScaling,
+    SplineCalibration,
+    TemperatureScaling,
+    VectorScaling,
+)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+METHODS = {
+    "TS (NLL, Newton)": TemperatureScaling,
+    "TS (grid, 15-bin ECE)": lambda: TemperatureScaling(solver="grid"),
+    "ETS (MSE)": EnsembleTemperatureScaling,
+    "vector scaling": VectorScaling,
+    "matrix scaling": MatrixScaling,
+    "spline (top-label)": SplineCalibration,
+    "histogram (15 eq.-mass, top-label)": HistogramBinning,
+    "isotonic (top-label)": IsotonicCalibration,
+}
+BINARY_METHODS = {"Platt": PlattScaling, "beta": BetaCalibration}
+
+
+def _npz(path: Path, *names: str):
+    with np.load(path, allow_pickle=False) as d:
+        return tuple(d[n] for n in names)
+
+
+def _log(p: np.ndarray, floor: float = float(np.finfo(np.float64).tiny)) -> np.ndarray:
+    return np.log(np.clip(p.astype(np.float64), floor, None))
+
+
+def _halves(z, y, seed=0):
+    order = np.random.default_rng(seed).permutation(len(y))
+    a, b = order[: len(y) // 2], order[len(y) // 2:]
+    return z[a], y[a], z[b], y[b]
+
+
+def datasets(root: Path, floor: float = float(np.finfo(np.float64).tiny)):
+    """Yield (name, val logits, val labels, test logits, test labels)."""
+    cifar = root / "cifar10_resnet50_ce_vs_focal"
+    for loss, label in (("cross_entropy", "CIFAR-10 ResNet-50 (CE)"),
+                        ("focal_loss", "CIFAR-10 ResNet-50 (focal)")):
+        zv, yv = _npz(cifar / f"resnet50_cifar10_{loss}_val_0.1_vanilla.npz", "logits", "labels")
+        zt, yt = _npz(cifar / f"resnet50_cifar10_{loss}_test_0.9_vanilla.npz", "logits", "labels")
+        yield label + ", val 5k / test 10k", zv, yv, zt, yt
+    p, y = _npz(root / "cifar_softmax_netcal" / "densenet-bc-100-cifar-100.npz",
+                "predictions", "ground_truth")
+    yield "CIFAR-100 DenseNet-BC-100 (probabilities), halves", *_halves(_log(p, floor), y)
+    cv = root / "cv_probs_label_errors"
+    for name, label in (("20news", "20 Newsgroups (probabilities), halves"),
+                        ("imdb", "IMDB, binary (probabilities), halves")):
+        p = np.load(cv / f"{name}_test_set_pyx.npy", allow_pickle=False)
+        y = np.load(cv / f"{name}_test_set_original_labels.npy", allow_pickle=False)
+        yield label, *_halves(_log(p / p.sum(1, keepdims=True), floor), y.astype(np.int64))
+
+
+def _row(name, y, p, seconds, extra=""):
+    return (f"| {name} | {ece(y, p):.4f} | {nll(y, p):.4f} | {brier_score(y, p):.4f} | "
+            f"{accuracy(y, p):.4f} | {seconds:.2f} | {extra} |")
+
+
+def floor_table(root: Path, floor: float = 1e-12) -> str:
+    """Vector scaling on probability inputs whose log is floored at ``floor``, not at tiny."""
+    lines = [f"**Vector scaling on `log(max(p, {floor:g}))`** (probability datasets)", "",
+             "| dataset | ECE | NLL | Brier | accuracy | fit s | |",
+             "|---|---|---|---|---|---|---|"]
+    for label, zv, yv, zt, yt in datasets(root, floor):
+        if "probabilities" in label and zv.shape[1] > 2:
+            start = time.perf_counter()
+            cal = VectorScaling().fit(zv, yv)
+            lines.append(_row(label.split(" (")[0], yt, cal.predict_proba(zt),
+                              time.perf_counter() - start))
+    return "\n".join(lines + [""])
+
+
+def table(root: Path) -> str:
+    lines = []
+    for label, zv, yv, zt, yt in datasets(root):
+        lines += [f"**{label}** (K = {zv.shape[1]})", "",
+                  "| method | ECE | NLL | Brier | accuracy | fit s | fitted |",
+                  "|---|---|---|---|---|---|---|",
+                  _row("uncalibrated", yt, softmax(zt), 0.0)]
+        methods = dict(METHODS, **(BINARY_METHODS if zv.shape[1] == 2 else {}))
+        for name, make in methods.items():
+            start = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cal = make().fit(zv, yv)
+            seconds = time.perf_counter() - start
+            extra = ""
+            if hasattr(cal, "temperature_"):
+                extra = f"T = {cal.temperature_:.3f}"
+            if hasattr(cal, "weights_"):
+                extra += f", w = ({', '.join(f'{w:.3f}' for w in cal.weights_)})"
+            if caught:
+                extra += " (warning: " + str(caught[0].message).split(";")[0][:60] + ")"
+            lines.append(_row(name, yt, cal.predict_proba(zt), seconds, extra))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    print(table(args.data))
+    print(floor_table(args.data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Chunked evaluation of arrays too large for memory: memory-mapped ``.npy`` files and Dask.
+
+:func:`accumulate_chunked` walks the rows of a (possibly memory-mapped) array in
+blocks of about ``chunk_bytes`` and feeds each block to a
+:class:`~calkit.stream.CalibrationAccumulator`, so the peak memory is a few
+blocks plus the fixed-size state (plus 5 bytes per sample in exact mode),
+whatever the number of rows.  :func:`accumulate_dask` runs the same update on
+every row-block of ``dask.array`` inputs and reduces the block states with
+:meth:`~calkit.stream.CalibrationAccumulator.merge` in a tree (the optional
+``dask`` extra).
+"""
+
+from __future__ import annotations
+
+import sys
+from os import PathLike
+
+import numpy as np
+
+from calkit._validation import check_positive
+from calkit.logits import softmax
+from calkit.stream import CalibrationAccumulator
+
+__all__ = ["accumulate_chunked", "accumulate_dask", "evaluate_chunked"]
+
+DEFAULT_CHUNK_BYTES = 16 << 20
+
+
+def _open(x, name: str):
+    """An array, or a ``.npy`` path opened memory-mapped (never unpickling)."""
+    if isinstance(x, (str, PathLike)):
+        return np.load(x, mmap_mode="r", allow_pickle=False)
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    if len(x.shape) not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {tuple(x.shape)}")
+    return x
+
+
+class _Progress:
+    """Rows done out of ``total``: a tqdm bar when tqdm is installed, else lines on stderr."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled, self._bar, self._last = total, 0, enabled, None, -1
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, unit="rows", unit_scale=True, desc="calkit")
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(rows)
+            return
+        tenth = 10 * self.done // max(self.total, 1)
+        if tenth != self._last:
+            self._last = tenth
+            print(f"calkit: {self.done:,} / {self.total:,} rows", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
+                       chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                       accumulator: CalibrationAccumulator | None = None,
+                       **accumulator_kwargs) -> CalibrationAccumulator:
+    """Accumulate calibration statistics over row blocks of large arrays.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,), or path of a ``.npy`` file
+        Integer labels.
+    y_pred : array of shape (N, K) or (N,), or path of a ``.npy`` file
+        Probabilities, or logits with ``from_logits=True``; a path is opened
+        with ``np.load(mmap_mode="r", allow_pickle=False)``, so only one block
+        at a time is read into memory.
+    from_logits : bool, default=False
+        Apply :func:`calkit.softmax` to every block (in the array's dtype).
+    chunk_bytes : int, default=16 MiB
+        Approximate size of one block of ``y_pred``.
+    progress : bool, default=False
+        Show a progress bar (tqdm when installed, else a line per 10 % on stderr).
+    accumulator : CalibrationAccumulator, optional
+        Accumulator to add to (default: a new one made from ``accumulator_kwargs``).
+
+    Returns
+    -------
+    CalibrationAccumulator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import calkit
+    >>> from calkit.chunked import accumulate_chunked
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(5000, 4)).astype(np.float32)
+    >>> labels = rng.integers(0, 4, size=5000)
+    >>> acc = accumulate_chunked(labels, logits, from_logits=True, chunk_bytes=4096)
+    >>> abs(acc.compute()["ece"] - calkit.ece(labels, calkit.softmax(logits))) < 1e-12
+    True
+    """
+    y_pred = _open(y_pred, "y_pred")
+    y_true = _open(y_true, "y_true")
+    n = int(y_pred.shape[0])
+    if int(y_true.shape[0]) != n:
+        raise ValueError(f"y_true has {y_true.shape[0]} rows but y_pred has {n}")
+    check_positive(chunk_bytes, "chunk_bytes")
+    if accumulator is None:
+        accumulator = CalibrationAccumulator(**accumulator_kwargs)
+    elif accumulator_kwargs:
+        raise ValueError("pass either accumulator= or accumulator settings, not both")
+    row_bytes = int(np.prod(y_pred.shape[1:], dtype=np.int64)) * y_pred.dtype.itemsize
+    rows = max(1, int(chunk_bytes) // max(row_bytes, 1))
+    bar = _Progress(n, progress)
+    try:
+        for start in range(0, n, rows):
+            block = np.asarray(y_pred[start:start + rows])
+            if from_logits:
+                block = softmax(block)
+            accumulator.update(np.asarray(y_true[start:start + rows]), block)
+            bar.advance(block.shape[0])
+    finally:
+        bar.close()
+    return accumulator
+
+
+def evaluate_chunked(y_true, y_pred, **kwargs) -> dict:
+    """:func:`accumulate_chunked`, then :meth:`~calkit.stream.CalibrationAccumulator.compute`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.chunked import evaluate_chunked
+    >>> out = evaluate_chunked([0, 1, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    >>> out["n_samples"], round(out["accuracy"], 4)
+    (3, 0.6667)
+    """
+    return accumulate_chunked(y_true, y_pred, **kwargs).compute()
+
+
+def _block_state(y_block, p_block, from_logits: bool, settings: dict) -> CalibrationAccumulator:
+    p_block = softmax(p_block) if from_logits else p_block
+    return CalibrationAccumulator(**settings).update(y_block, p_block)
+
+
+def _merged(left: CalibrationAccumulator, right: CalibrationAccumulator):
+    return left.merge(right)
+
+
+def _tree(parts: list, combine):
+    """Pairwise reduction of ``parts`` with ``combine`` (depth log2 of the count)."""
+    while len(parts) > 1:
+        pairs = [combine(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
+
+
+def accumulate_dask(y_true, y_pred, *, from_logits: bool = False, scheduler=None,
+                    **accumulator_kwargs) -> CalibrationAccumulator:
+    """Accumulate over the row blocks of Dask arrays, merged in a tree (needs ``dask``).
+
+    Every row block becomes one :class:`~calkit.stream.CalibrationAccumulator`
+    (a ``dask.delayed`` task); the block states are merged pairwise, so only
+    fixed-size states (plus the compact pairs in exact mode) travel between
+    workers.  Column blocks of ``y_pred`` are joined first (a row needs all
+    classes), and ``y_true`` is rechunked to ``y_pred``'s row blocks.
+
+    Parameters
+    ----------
+    y_true : dask or numpy array of shape (N,)
+    y_pred : dask or numpy array of shape (N, K) or (N,)
+        Probabilities, or logits with ``from_logits=True``.
+    scheduler : str, optional
+        Passed to ``dask.compute`` (e.g. ``"threads"``, ``"synchronous"``);
+        default: the configured scheduler.
+    **accumulator_kwargs
+        Settings of the accumulator (``n_bins``, ``classwise``, ``exact``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pytest
+    >>> da = pytest.importorskip("dask.array")   # the optional dask extra
+    >>> import calkit
+    >>> from calkit.chunked import accumulate_dask
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.ones(3), size=4000)
+    >>> y = rng.integers(0, 3, size=4000)
+    >>> acc = accumulate_dask(da.from_array(y, chunks=1000), da.from_array(p, chunks=(1000, 3)),
+    ...                       scheduler="threads")
+    >>> acc.n_samples, abs(acc.compute()["ece"] - calkit.ece(y, p)) < 1e-12
+    (4000, True)
+    """
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - only without dask
+        raise ImportError("accumulate_dask needs Dask: pip install 'dask[array]'") from exc
+    CalibrationAccumulator(**accumulator_kwargs)  # validate the settings before any task runs
+    p = da.asarray(y_pred)
+    if p.ndim == 2 and p.numblocks[1] > 1:
+        p = p.rechunk({1: -1})
+    y = da.asarray(y_true).rechunk((p.chunks[0],))
+    y_blocks = y.to_delayed().ravel()
+    p_blocks = p.to_delayed().ravel()
+    if len(y_blocks) != len(p_blocks):
+        raise ValueError(f"y_true has {y.shape[0]} rows but y_pred has {p.shape[0]}")
+    parts = [dask.delayed(_block_state)(yb, pb, from_logits, accumulator_kwargs)
+             for yb, pb in zip(y_blocks, p_blocks, strict=True)]
+    total = _tree(parts, dask.delayed(_merged))
+    (result,) = dask.compute(total, scheduler=scheduler)
+    return result
+

@@ -1,0 +1,129 @@
+"""Calibrators that recalibrate one probability at a time, and their multiclass reductions.
+
+Histogram binning, isotonic regression and spline calibration each learn a
+map ``[0, 1] -> [0, 1]`` from scores and 0/1 outcomes.  On ``(N, K)`` logits
+they are applied to ``p = softmax(z)`` in one of two ways (``multiclass=``):
+
+``"top_label"`` (default)
+    One map, fitted on the top-label confidence ``max_k p_k`` against whether
+    the prediction is right (Guo et al. 2017; Gupta & Ramdas 2022).  At predict
+    time the top class gets the calibrated confidence ``c`` and the other
+    classes are rescaled by ``(1 - c) / (1 - p_top)`` so the row sums to one
+    (when ``p_top`` is exactly 1 the others share ``1 - c`` equally).  The
+    top-label confidence is thus calibrated exactly as fitted; if ``c`` falls
+    below a rescaled runner-up the argmax of the output moves to that class.
+``"one_vs_rest"``
+    One map per class, fitted on ``p_k`` against ``y == k`` (Zadrozny & Elkan
+    2002); the mapped values are renormalised to sum to one (a row mapped to all
+    zeros becomes uniform).  A class absent from the calibration set gets a map
+    that is 0 everywhere.
+
+The fitted maps are stored as flat node arrays (``nodes_x_``, ``nodes_y_``,
+with ``offsets_`` marking where each map starts), so ``save`` writes them as
+plain numbers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from calkit._validation import check_option
+from calkit.logits import softmax
+from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+
+MULTICLASS = ("top_label", "one_vs_rest")
+
+
+def rescale_top_label(p: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Rows of ``p`` with the top class set to ``c`` and the others rescaled to ``1 - c``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc._score_map import rescale_top_label
+    >>> rescale_top_label(np.array([[0.6, 0.3, 0.1]]), np.array([0.8])).round(6).tolist()
+    [[0.8, 0.15, 0.05]]
+    """
+    n, k = p.shape
+    rows = np.arange(n)
+    top = np.argmax(p, axis=1)
+    others = np.array(p, dtype=np.float64)
+    others[rows, top] = 0.0
+    rest = others.sum(axis=1)  # summed directly: 1 - p_top loses digits when p_top ~ 1
+    has_rest = rest > 0
+    scale = np.where(has_rest, (1.0 - c) / np.where(has_rest, rest, 1.0), 0.0)
+    out = others * scale[:, None]
+    if not has_rest.all():
+        flat = ~has_rest
+        out[flat] = ((1.0 - c[flat]) / (k - 1))[:, None]
+    out[rows, top] = c
+    return out
+
+
+class _ScoreMapCalibrator(BaseCalibrator):
+    """Top-label / one-vs-rest machinery; subclasses define ``_fit_map`` and ``_apply_map``."""
+
+    _fitted_attributes: ClassVar[tuple[str, ...]] = ("nodes_x_", "nodes_y_", "offsets_",
+                                                     "n_classes_")
+
+    def _check_params(self) -> None:
+        """Validate subclass-specific constructor parameters (override)."""
+
+    def _fit_map(self, scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError  # pragma: no cover
+
+    def _apply_map(self, x: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover
+
+    def fit(self, X, y):
+        """Fit the map(s) on validation logits ``X`` (N, K) and integer labels ``y`` (N,)."""
+        check_option(self.multiclass, "multiclass", MULTICLASS)
+        self._check_params()
+        z, labels = check_fit_logits(X, y)
+        p = softmax(z)
+        if self.multiclass == "top_label":
+            pairs = [(p.max(axis=1), (np.argmax(p, axis=1) == labels).astype(np.float64))]
+        else:
+            pairs = [(p[:, k], (labels == k).astype(np.float64)) for k in range(p.shape[1])]
+        maps = [self._fit_map(s, t) for s, t in pairs]
+        lengths = np.array([[0, 0]] + [[len(x), len(v)] for x, v in maps], dtype=np.int64)
+        self.nodes_x_ = np.concatenate([x for x, _ in maps]).astype(np.float64)
+        self.nodes_y_ = np.concatenate([v for _, v in maps]).astype(np.float64)
+        self.offsets_ = np.cumsum(lengths, axis=0)
+        self.n_classes_ = int(z.shape[1])
+        return self
+
+    def calibrate_scores(self, scores, index: int = 0) -> np.ndarray:
+        """Apply fitted map ``index`` (0 for top-label; the class for one-vs-rest) to scores.
+
+        Parameters
+        ----------
+        scores : array of shape (N,)
+            Probabilities in [0, 1].
+        index : int, default=0
+            Which map.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+            Calibrated scores in [0, 1].
+        """
+        self._check_fitted()
+        o = np.asarray(self.offsets_)
+        if not 0 <= index < len(o) - 1:
+            raise ValueError(f"index must lie in [0, {len(o) - 2}], got {index}")
+        x = np.asarray(self.nodes_x_)[o[index, 0]:o[index + 1, 0]]
+        v = np.asarray(self.nodes_y_)[o[index, 1]:o[index + 1, 1]]
+        return np.clip(self._apply_map(x, v, np.asarray(scores, dtype=np.float64)), 0.0, 1.0)
+
+    def _predict_proba(self, X):
+        z = check_predict_logits(X, self.n_classes_, type(self).__name__)
+        z = np.asarray(z, dtype=np.float64)
+        p = softmax(z)
+        if self.multiclass == "top_label":
+            return rescale_top_label(p, self.calibrate_scores(p.max(axis=1)))
+        q = np.stack([self.calibrate_scores(p[:, k], k) for k in range(p.shape[1])], axis=1)
+        total = q.sum(axis=1, keepdims=True)
+        return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])

@@ -1,0 +1,187 @@
+"""Binary calibrators: Platt scaling and beta calibration.
+
+Both are logistic regressions on features of one score per sample:
+
+* :class:`PlattScaling` (Platt 1999): ``P(y = 1 | s) = sigmoid(a s + b)`` on a
+  real-valued score ``s`` (a decision value or logit), fitted with Platt's
+  smoothed targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` as scikit-learn's
+  ``CalibratedClassifierCV(method="sigmoid")``.
+* :class:`BetaCalibration` (Kull, Silva Filho & Flach, AISTATS 2017):
+  ``P(y = 1 | p) = sigmoid(a ln p - b ln(1 - p) + c)`` on a probability ``p``,
+  with ``a, b >= 0`` so the map is monotone (the "abm" model of ``betacal``).
+  The constrained maximum likelihood is solved directly with L-BFGS-B, where
+  ``betacal`` refits without the offending feature when a coefficient is negative.
+
+Inputs: a 1-D array of scores (real values for Platt, probabilities in
+``[0, 1]`` for beta calibration; the output is then the 1-D probability of
+class 1), or ``(N, 2)`` logits (the score is ``z_1 - z_0`` for Platt and
+``softmax(z)[:, 1]`` for beta; the output is ``(N, 2)`` probabilities).  ``y``
+holds 0/1 labels and must contain both classes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+
+from calkit._array import to_numpy
+from calkit._validation import check_binary_targets, check_logits, check_scores
+from calkit.posthoc._base import BaseCalibrator
+
+
+def _binary_score(X, kind: str, n_classes: int | None = None) -> tuple[np.ndarray, int]:
+    """``(score (N,) float64, input_ndim)`` from 1-D scores or (N, 2) logits."""
+    ndim = getattr(X, "ndim", np.ndim(X))
+    if ndim == 2:
+        z = np.asarray(to_numpy(check_logits(X, "X")), dtype=np.float64)
+        if z.shape[1] != 2:
+            raise ValueError(f"binary calibrators take 1-D scores or (N, 2) logits, got "
+                             f"{z.shape[1]} classes")
+        d = z[:, 1] - z[:, 0]
+        return (d if kind == "real" else expit(d)), 2
+    if kind == "probability":
+        return np.asarray(to_numpy(check_scores(X, "X")), dtype=np.float64), 1
+    s = np.asarray(to_numpy(X))
+    if s.ndim != 1 or s.shape[0] == 0:
+        raise ValueError(f"X must be 1-D scores or (N, 2) logits, got shape {s.shape}")
+    if not np.issubdtype(s.dtype, np.number) or not np.isfinite(s).all():
+        raise ValueError("X must hold finite real numbers")
+    return s.astype(np.float64), 1
+
+
+def _fit_logistic(features: np.ndarray, targets: np.ndarray,
+                  bounds: list[tuple[float | None, float | None]]) -> np.ndarray:
+    """Coefficients (features..., intercept) minimising the mean log loss, within bounds."""
+    f = np.column_stack([features, np.ones(len(targets))])
+
+    def loss(theta):
+        a = f @ theta
+        value = -np.mean(targets * log_expit(a) + (1 - targets) * log_expit(-a))
+        return value, f.T @ (expit(a) - targets) / len(targets)
+
+    x0 = np.zeros(f.shape[1])
+    x0[0] = 1.0
+    res = minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
+    return res.x
+
+
+def _check_fit(X, y, kind):
+    s, ndim = _binary_score(X, kind)
+    t = np.asarray(to_numpy(check_binary_targets(y, len(s), "y")), dtype=np.float64)
+    if t.min() == t.max():
+        raise ValueError("the calibration labels y contain only one class; a binary "
+                         "calibrator needs both 0 and 1")
+    return s, t, ndim
+
+
+class _BinaryCalibrator(BaseCalibrator):
+    _kind: ClassVar[str] = "real"
+    _multiclass = False
+
+    def _p1(self, s: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict_proba(self, X):
+        s, ndim = _binary_score(X, self._kind)
+        p1 = self._p1(s)
+        return p1 if ndim == 1 else np.column_stack([1 - p1, p1])
+
+
+class PlattScaling(_BinaryCalibrator):
+    """Platt scaling: ``sigmoid(a * s + b)`` on a binary score (Platt 1999).
+
+    Parameters
+    ----------
+    smooth_targets : bool, default=True
+        Fit against Platt's smoothed targets (as scikit-learn) instead of 0/1.
+
+    Attributes
+    ----------
+    coef_ : float
+        Slope ``a``.
+    intercept_ : float
+        Offset ``b``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc.binary import PlattScaling
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.normal(size=4000)
+    >>> y = (rng.random(4000) < 1 / (1 + np.exp(-(2 * s - 1)))).astype(int)
+    >>> pl = PlattScaling().fit(s, y)
+    >>> round(pl.coef_, 1), round(pl.intercept_, 1)
+    (2.0, -1.0)
+    """
+
+    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_")
+
+    def __init__(self, smooth_targets: bool = True):
+        self.smooth_targets = smooth_targets
+
+    def fit(self, X, y) -> PlattScaling:
+        """Fit on scores ``X`` (N,) or (N, 2) logits and 0/1 labels ``y``."""
+        s, t, _ = _check_fit(X, y, "real")
+        if self.smooth_targets:
+            n_pos = t.sum()
+            n_neg = len(t) - n_pos
+            t = np.where(t == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+        a, b = _fit_logistic(s[:, None], t, [(None, None), (None, None)])
+        self.coef_, self.intercept_ = float(a), float(b)
+        return self
+
+    def _p1(self, s):
+        return expit(self.coef_ * s + self.intercept_)
+
+
+class BetaCalibration(_BinaryCalibrator):
+    """Beta calibration: ``sigmoid(a ln p - b ln(1 - p) + c)`` with ``a, b >= 0``.
+
+    Parameters
+    ----------
+    eps : float, optional
+        Probabilities are clipped to ``[eps, 1 - eps]`` before the logs
+        (default: float64 machine epsilon, as ``betacal``).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (2,)
+        ``(a, b)``.
+    intercept_ : float
+        ``c``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc.binary import BetaCalibration
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.01, 0.99, 4000)
+    >>> y = (rng.random(4000) < p ** 2 / (p ** 2 + (1 - p) ** 2)).astype(int)
+    >>> BetaCalibration().fit(p, y).coef_.round().tolist()  # true (a, b) = (2, 2)
+    [2.0, 2.0]
+    """
+
+    _kind = "probability"
+    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_")
+
+    def __init__(self, eps: float | None = None):
+        self.eps = eps
+
+    def _features(self, p):
+        eps = np.finfo(np.float64).eps if self.eps is None else float(self.eps)
+        p = np.clip(p, eps, 1 - eps)
+        return np.column_stack([np.log(p), -np.log1p(-p)])
+
+    def fit(self, X, y) -> BetaCalibration:
+        """Fit on probabilities ``X`` (N,) or (N, 2) logits and 0/1 labels ``y``."""
+        p, t, _ = _check_fit(X, y, "probability")
+        theta = _fit_logistic(self._features(p), t, [(0, None), (0, None), (None, None)])
+        self.coef_, self.intercept_ = theta[:2], float(theta[2])
+        return self
+
+    def _p1(self, p):
+        return expit(self._features(p) @ np.asarray(self.coef_) + self.intercept_)

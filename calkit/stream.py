@@ -1,0 +1,361 @@
+"""Streaming, mergeable calibration statistics: :class:`CalibrationAccumulator`.
+
+Binned metrics on *fixed* edges only need per-bin sums, so a stream of batches
+can be reduced to a state of fixed size and states of different workers can be
+added.  The accumulator keeps
+
+* the top-label bin table of the binning engine (:func:`calkit.binning.bin_table`
+  on uniform or explicit edges): count, score sum and target sum per bin;
+* optionally the class-wise tables, one per class (``classwise=True``);
+* the sums of the per-sample Brier score and negative log-likelihood.
+
+Its memory is ``O(n_bins x n_classes)`` whatever the number of samples, and
+:meth:`~CalibrationAccumulator.compute` reduces the tables with the very
+functions the batch metrics use (:func:`calkit.metrics.error_from_table`,
+:func:`calkit.metrics.debiased_error_from_table`), so the streamed values equal
+the batch values on the concatenated data up to float64 rounding.
+
+Equal-mass ECE, sweep ECE, smooth ECE and the AUROC of the confidence have no
+fixed-size sufficient statistics.  With ``exact=True`` the accumulator also keeps
+one (score, target) pair per sample, compactly: the top-label confidence as
+float32 (``pair_dtype``) and correctness as bool, 5 bytes per sample instead of
+the ``4 K`` bytes of a float32 ``(N, K)`` probability matrix (10^9 samples:
+5 GB).  :meth:`~CalibrationAccumulator.compute` then concatenates the pairs
+(transiently about 13 more bytes per sample while sorting).  For float32
+probabilities the pairs are exact; float64 confidences are rounded to float32
+(relative error below 6e-8) unless ``pair_dtype="float64"``.
+
+Numpy and torch inputs share the code path: with torch tensors the state stays
+on the tensors' device (all sums float64).  States are plain sums, so merging is
+addition: :meth:`~CalibrationAccumulator.merge` here, an all-reduce in
+:mod:`calkit.distributed`, a tree of merges on Dask in :mod:`calkit.chunked`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calkit import _array as xp
+from calkit._array import Array
+from calkit._validation import (
+    Classification,
+    check_classification,
+    check_n_bins,
+    check_option,
+    check_positive,
+)
+from calkit.binning import CLOSED, BinTable, _bin_table, _bin_table_explicit, _check_edges
+from calkit.metrics._views import score_target_pairs
+from calkit.metrics.binned import debiased_error_from_table, error_from_table
+from calkit.metrics.ood import _auc, _roc_points
+from calkit.metrics.scores import _sum_of_squares, _true_class_prob
+from calkit.metrics.smooth import smooth_ece_from_scores
+from calkit.metrics.sweep import sweep_table
+
+__all__ = ["CalibrationAccumulator"]
+
+PAIR_DTYPES = ("float32", "float64")
+#: state arrays: top-label table, class-wise tables, proper-score sums
+_TABLE_KEYS = ("count", "sum_score", "sum_target")
+_CLASSWISE_KEYS = ("cw_count", "cw_sum_score", "cw_sum_target")
+_SCORE_KEYS = ("brier", "nll")
+
+
+class CalibrationAccumulator:
+    """Fixed-size, mergeable state of calibration metrics over a stream of batches.
+
+    Parameters
+    ----------
+    n_bins : int, default=15
+        Number of equal-width bins (edges ``k / n_bins``, as
+        ``calibration_error(strategy="uniform")``); ignored when ``edges`` is given.
+    closed : {"right", "left"}, default="right"
+        Bin edge convention (:mod:`calkit.binning`).
+    edges : array of shape (B + 1,), optional
+        Explicit increasing bin edges instead of uniform ones.
+    classwise : bool, default=False
+        Also keep one table per class (memory ``3 x n_classes x n_bins``) and
+        report ``classwise_ece`` (``calibration_error(view="classwise")``).
+    exact : bool, default=False
+        Also keep one (confidence, correct) pair per sample, for the metrics
+        without fixed-size statistics: ``ece_quantile`` and
+        ``debiased_ece_quantile`` (``n_bins`` equal-mass bins), ``sweep_ece``,
+        ``smooth_ece`` and ``auroc`` (of the confidence separating right from
+        wrong predictions).  Costs 5 bytes per sample (9 with float64 pairs).
+    pair_dtype : {"float32", "float64"}, default="float32"
+        Storage type of the confidences in exact mode.
+    sum_tol : float, optional
+        Tolerance on rows of ``y_prob`` summing to one.
+    eps : float, optional
+        NLL clipping of the true-class probability; default: the machine
+        epsilon of the first batch's dtype (as :func:`calkit.nll`).
+
+    Attributes
+    ----------
+    n_samples : int
+        Samples seen so far.
+    n_classes : int or None
+        Classes of the inputs (fixed by the first batch).
+
+    Notes
+    -----
+    :meth:`compute` returns a dict with ``n_samples``, ``ece``, ``rmsce``,
+    ``mce`` (top-label, fixed bins), ``debiased_ece`` (Kumar et al.'s L2
+    estimator on the same fixed bins), ``accuracy``, ``brier``, ``nll``, plus
+    ``classwise_ece`` and the exact-mode keys when enabled.  Values are floats
+    for numpy input and 0-d float64 tensors on the input's device for torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import calkit
+    >>> from calkit.stream import CalibrationAccumulator
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.ones(3), size=1000)
+    >>> y = rng.integers(0, 3, size=1000)
+    >>> acc = CalibrationAccumulator(n_bins=15)
+    >>> for start in range(0, 1000, 300):
+    ...     acc = acc.update(y[start:start + 300], p[start:start + 300])
+    >>> out = acc.compute()
+    >>> out["n_samples"], abs(out["ece"] - calkit.ece(y, p)) < 1e-12
+    (1000, True)
+    >>> left, right = CalibrationAccumulator(), CalibrationAccumulator()
+    >>> left, right = left.update(y[:400], p[:400]), right.update(y[400:], p[400:])
+    >>> abs(left.merge(right).compute()["brier"] - calkit.brier_score(y, p)) < 1e-12
+    True
+    """
+
+    def __init__(self, n_bins: int = 15, *, closed: str = "right", edges=None,
+                 classwise: bool = False, exact: bool = False, pair_dtype: str = "float32",
+                 sum_tol: float | None = None, eps: float | None = None) -> None:
+        check_option(closed, "closed", CLOSED)
+        check_option(pair_dtype, "pair_dtype", PAIR_DTYPES)
+        if edges is not None:
+            edges = np.asarray(xp.to_numpy(_check_edges(xp.to_numpy(edges), np.zeros(1))))
+            n_bins = len(edges) - 1
+        self.n_bins = check_n_bins(n_bins)
+        self.closed = closed
+        self.edges = edges
+        self.classwise = bool(classwise)
+        self.exact = bool(exact)
+        self.pair_dtype = pair_dtype
+        self.sum_tol = None if sum_tol is None else check_positive(sum_tol, "sum_tol")
+        self.eps = None if eps is None else check_positive(eps, "eps")
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> CalibrationAccumulator:
+        """Forget all samples (the settings stay)."""
+        self._state: dict[str, Array] | None = None
+        self._pairs: list[tuple[Array, Array]] = []
+        self.n_classes: int | None = None
+        self._binary: bool | None = None
+        self._nll_eps: float | None = self.eps
+        return self
+
+    @property
+    def n_samples(self) -> int:
+        return 0 if self._state is None else int(self._state["count"].sum())
+
+    def settings(self) -> dict:
+        """The constructor settings (two accumulators merge only if these agree)."""
+        edges = None if self.edges is None else self.edges.tolist()
+        return dict(n_bins=self.n_bins, closed=self.closed, edges=edges,
+                    classwise=self.classwise, exact=self.exact, pair_dtype=self.pair_dtype)
+
+    def copy(self) -> CalibrationAccumulator:
+        """An independent accumulator with the same settings and state."""
+        out = CalibrationAccumulator(**self._constructor_args())
+        return out.merge(self)
+
+    def _constructor_args(self) -> dict:
+        return dict(n_bins=self.n_bins, closed=self.closed, edges=self.edges,
+                    classwise=self.classwise, exact=self.exact, pair_dtype=self.pair_dtype,
+                    sum_tol=self.sum_tol, eps=self.eps)
+
+    def state_dict(self) -> dict:
+        """The state: metadata and the arrays that add up (see :meth:`load_state_dict`).
+
+        ``arrays`` maps names to numpy arrays or tensors (not copies);
+        ``pairs`` is the list of (confidence, correct) chunks of exact mode.
+        """
+        return dict(settings=self.settings(), n_classes=self.n_classes, binary=self._binary,
+                    nll_eps=self._nll_eps, arrays=self._state, pairs=list(self._pairs))
+
+    def load_state_dict(self, state: dict) -> CalibrationAccumulator:
+        """Replace the state by ``state`` (from :meth:`state_dict`; arrays are not copied)."""
+        if state["settings"] != self.settings():
+            raise ValueError(f"state was made with settings {state['settings']}, this "
+                             f"accumulator has {self.settings()}")
+        self._state = state["arrays"]
+        self._pairs = list(state["pairs"])
+        self.n_classes, self._binary = state["n_classes"], state["binary"]
+        self._nll_eps = state["nll_eps"]
+        return self
+
+    # ------------------------------------------------------------------ update / merge
+    def update(self, y_true, y_prob) -> CalibrationAccumulator:
+        """Add a batch: labels ``(N,)`` (or one-hot) and probabilities ``(N, K)`` or ``(N,)``.
+
+        Inputs are validated like the batch metrics' (:func:`calkit.calibration_error`).
+        An empty batch (``N = 0``) is ignored.  Returns ``self``.
+        """
+        if _n_rows(y_prob) == 0 and _n_rows(y_true) == 0:
+            return self
+        data = check_classification(y_true, y_prob, sum_tol=self.sum_tol)
+        self._check_classes(data.n_classes, data.binary)
+        if self._nll_eps is None:
+            self._nll_eps = float(np.finfo(str(data.y_prob.dtype).replace("torch.", "")).eps)
+        self._add(self._batch_state(data))
+        if self.exact:
+            dtype = self.pair_dtype
+            conf = (data.confidence.to(getattr(xp.torch_module(), dtype)) if
+                    xp.is_torch(data.confidence) else data.confidence.astype(dtype))
+            self._pairs.append((conf, data.correct))
+        return self
+
+    def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
+        """Add the state of ``other`` (same settings) to this one; returns ``self``."""
+        if not isinstance(other, CalibrationAccumulator):
+            raise TypeError(f"can only merge a CalibrationAccumulator, got {type(other).__name__}")
+        if other.settings() != self.settings():
+            raise ValueError(f"cannot merge accumulators with different settings: "
+                             f"{self.settings()} and {other.settings()}")
+        if other._state is None:
+            return self
+        self._check_classes(other.n_classes, other._binary)
+        if self._nll_eps is None:
+            self._nll_eps = other._nll_eps
+        self._add(other._state)
+        self._pairs.extend(other._pairs)
+        return self
+
+    def _check_classes(self, n_classes: int, binary: bool) -> None:
+        if self.n_classes is None:
+            self.n_classes, self._binary = n_classes, binary
+        elif (n_classes, binary) != (self.n_classes, self._binary):
+            def form(k, b):
+                return "1-D binary probabilities" if b else f"{k} classes"
+            raise ValueError(f"this batch has {form(n_classes, binary)} but earlier ones had "
+                             f"{form(self.n_classes, self._binary)}")
+
+    def _add(self, state: dict) -> None:
+        if self._state is None:
+            self._state = {k: _copy(v) for k, v in state.items()}
+            return
+        for key, value in state.items():
+            self._state[key] = self._state[key] + _as_kind(value, self._state[key])
+
+    def _table(self, scores: Array, targets: Array) -> BinTable:
+        if self.edges is None:
+            return _bin_table(scores, targets, self.n_bins, "uniform", self.closed)
+        return _bin_table_explicit(scores, targets, xp.like(self.edges, scores), self.closed)
+
+    def _batch_state(self, data: Classification) -> dict:
+        """The additive statistics of one validated batch."""
+        table = self._table(data.confidence, data.correct)
+        state = dict(zip(_TABLE_KEYS, (table.count, table.sum_score, table.sum_target),
+                         strict=True))
+        if self.classwise:
+            tables = [self._table(s, t) for s, t in score_target_pairs(data, "classwise")]
+            stack = xp.torch_module().stack if xp.is_torch(table.count) else np.stack
+            for key, name in zip(_CLASSWISE_KEYS, _TABLE_KEYS, strict=True):
+                state[key] = stack([getattr(t, name) for t in tables])
+        p_true = _true_class_prob(data)
+        if data.binary:
+            brier = (1 - p_true) ** 2
+        else:
+            brier = _sum_of_squares(data.y_prob) - 2 * p_true + 1
+        clipped = p_true.clamp(min=self._nll_eps) if xp.is_torch(p_true) else np.maximum(
+            p_true, self._nll_eps)
+        state["brier"] = brier.sum()
+        state["nll"] = -(clipped.log() if xp.is_torch(clipped) else np.log(clipped)).sum()
+        return state
+
+    # ------------------------------------------------------------------ results
+    @property
+    def table(self) -> BinTable:
+        """The accumulated top-label bin table (fixed edges)."""
+        self._require_samples()
+        return self._make_table(*(self._state[k] for k in _TABLE_KEYS))
+
+    def _make_table(self, count, sum_score, sum_target) -> BinTable:
+        edges = self.edges if self.edges is not None else np.arange(
+            self.n_bins + 1, dtype=np.float64) / self.n_bins
+        edges = xp.like(edges, count) if xp.is_torch(count) else edges
+        strategy = "uniform" if self.edges is None else "explicit"
+        return BinTable(edges, count, sum_score, sum_target, strategy, self.closed,
+                        n_samples=self.n_samples)
+
+    def _require_samples(self) -> None:
+        if self._state is None:
+            raise ValueError("the accumulator holds no samples: call update() first")
+
+    def compute(self) -> dict:
+        """All metrics of the accumulated samples (see the class Notes for the keys)."""
+        self._require_samples()
+        table = self.table
+        n = table.n_samples
+        out = {"n_samples": n}
+        for name, norm in (("ece", "l1"), ("rmsce", "l2"), ("mce", "max")):
+            out[name] = error_from_table(table, norm)
+        out["debiased_ece"] = debiased_error_from_table(table)
+        out["accuracy"] = table.sum_target.sum() / n
+        out["brier"] = self._state["brier"] / n
+        out["nll"] = self._state["nll"] / n
+        if self.classwise:
+            per_class = self._make_table(*(self._state[k] for k in _CLASSWISE_KEYS))
+            out["classwise_ece"] = error_from_table(per_class, "l1").mean()
+        if self.exact:
+            out.update(self._exact_metrics())
+        return {k: v if k == "n_samples" else xp.scalar(v) for k, v in out.items()}
+
+    def pairs(self) -> tuple[Array, Array]:
+        """Exact mode: all (confidence, correct) pairs, concatenated."""
+        self._require_samples()
+        if not self.exact:
+            raise ValueError("pairs are kept only with exact=True")
+        scores, targets = zip(*self._pairs, strict=True)
+        scores = [_as_kind(s, scores[0]) for s in scores]
+        targets = [_as_kind(t, targets[0]) for t in targets]
+        if xp.is_torch(scores[0]):
+            torch = xp.torch_module()
+            return torch.cat(scores), torch.cat(targets)
+        return np.concatenate(scores), np.concatenate(targets)
+
+    def _exact_metrics(self) -> dict:
+        scores, targets = self.pairs()
+        quantile = _bin_table(scores, targets, self.n_bins, "quantile", self.closed)
+        out = {"ece_quantile": error_from_table(quantile, "l1"),
+               "debiased_ece_quantile": debiased_error_from_table(quantile),
+               "sweep_ece": error_from_table(sweep_table(scores, targets), "l1"),
+               "smooth_ece": smooth_ece_from_scores(scores, targets).value}
+        conf, correct = xp.to_numpy(scores).astype(np.float64), xp.to_numpy(targets)
+        right, wrong = conf[correct], conf[~correct]
+        auroc = _auc(*_roc_points(right, wrong)[1:]) if len(right) and len(wrong) else np.nan
+        out["auroc"] = xp.like(auroc, scores) if xp.is_torch(scores) else auroc
+        if xp.is_torch(scores):
+            out["sweep_ece"] = xp.like(out["sweep_ece"], scores)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"CalibrationAccumulator(n_samples={self.n_samples}, n_bins={self.n_bins}, "
+                f"closed={self.closed!r}, classwise={self.classwise}, exact={self.exact})")
+
+
+def _n_rows(x) -> int | None:
+    shape = getattr(x, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else None
+
+
+def _copy(a: Array) -> Array:
+    return a.clone() if xp.is_torch(a) else np.array(a, copy=True)
+
+
+def _as_kind(value: Array, ref: Array) -> Array:
+    """``value`` as the kind (numpy, or torch on ``ref``'s device) of ``ref``, dtype kept."""
+    if xp.is_torch(ref):
+        torch = xp.torch_module()
+        return torch.as_tensor(value if xp.is_torch(value) else np.asarray(value),
+                               device=ref.device)
+    return xp.to_numpy(value)

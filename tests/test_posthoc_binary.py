@@ -1,0 +1,72 @@
+"""Platt scaling and beta calibration against scikit-learn and betacal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.calibration import _sigmoid_calibration
+
+from calkit.posthoc.binary import BetaCalibration, PlattScaling
+
+
+def _scores(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    s = rng.normal(size=n) * 2
+    y = (rng.random(n) < expit(1.5 * s + 0.3)).astype(int)
+    return s, y
+
+
+def test_platt_equals_sklearn_sigmoid_calibration():
+    s, y = _scores()
+    pl = PlattScaling().fit(s, y)
+    a, b = _sigmoid_calibration(s, y)  # sklearn: P = 1 / (1 + exp(a s + b))
+    assert pl.coef_ == pytest.approx(-a, rel=1e-6)
+    assert pl.intercept_ == pytest.approx(-b, rel=1e-6, abs=1e-8)
+
+
+def test_platt_without_smoothing_is_the_logistic_mle():
+    s, y = _scores(seed=1)
+    pl = PlattScaling(smooth_targets=False).fit(s, y)
+    p = pl.predict_proba(s)
+    # the MLE's score equations: residuals orthogonal to (s, 1)
+    assert abs(np.mean(p - y)) < 1e-7 and abs(np.mean((p - y) * s)) < 1e-7
+
+
+def _log_loss(p, y):
+    return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_beta_solves_the_constrained_mle():
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.99, 3000)
+    y = (rng.random(3000) < p ** 3 / (p ** 3 + (1 - p) ** 1.5)).astype(int)
+    bc = BetaCalibration().fit(p, y)
+    a, b = bc.coef_
+    assert a > 0 and b > 0
+    q = bc.predict_proba(p)
+    f1, f2 = np.log(p), -np.log(1 - p)
+    for feature in (f1, f2, np.ones_like(p)):  # interior optimum: zero gradient
+        assert abs(np.mean((q - y) * feature)) < 1e-6
+    np.testing.assert_allclose(q, expit(a * f1 + b * f2 + bc.intercept_))
+
+
+def test_beta_clamps_a_negative_coefficient_to_zero():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.01, 0.99, 3000)
+    y = (rng.random(3000) < 1 - p).astype(int)  # decreasing: a, b would be negative
+    bc = BetaCalibration().fit(p, y)
+    assert np.all(bc.coef_ >= 0) and np.any(bc.coef_ == 0)
+
+
+@pytest.mark.peers
+def test_beta_matches_betacal():
+    betacal = pytest.importorskip("betacal")
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.01, 0.99, 3000)
+    y = (rng.random(3000) < p ** 3 / (p ** 3 + (1 - p) ** 1.5)).astype(int)
+    ours = BetaCalibration().fit(p, y)
+    ref = betacal.BetaCalibration(parameters="abm").fit(p, y)
+    np.testing.assert_allclose(ours.predict_proba(p), ref.predict(p), atol=1e-3)
+    # betacal's LogisticRegression stops at tol 1e-4 and has a tiny L2 term; we solve the MLE
+    assert _log_loss(ours.predict_proba(p), y) <= _log_loss(ref.predict(p), y) + 1e-12

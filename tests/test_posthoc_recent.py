@@ -1,0 +1,348 @@
+"""ConsistencyCalibration, FeatureClipping and DirichletCalibration against independent references.
+
+References: closed-form vote probabilities and explicit loops (consistency), brute-force
+threshold searches and exact least squares (feature clipping), scikit-learn's multinomial
+logistic regression, an independently written objective minimised by scipy with
+finite-difference gradients, and the optional ``dirichletcal`` package (Dirichlet).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import shared_path
+from scipy.optimize import minimize
+from scipy.special import log_softmax as sp_log_softmax
+from scipy.special import ndtr
+from scipy.special import softmax as sp_softmax
+
+from calkit.metrics.binned import ece
+from calkit.posthoc import consistency as cons
+from calkit.posthoc._base import load_calibrator
+from calkit.posthoc.consistency import (
+    ConsistencyCalibration,
+    default_scales,
+    perturbed_probabilities,
+)
+from calkit.posthoc.dirichlet import DirichletCalibration, _odir_objective
+from calkit.posthoc.feature_clipping import FeatureClipping, affine_head, default_thresholds
+
+
+def overconfident(n=600, k=3, scale=4.0, noise=0.7, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    return scale * (np.eye(k)[y] + rng.normal(0, noise, (n, k))), y
+
+
+# ====================================================================== consistency
+def test_zero_noise_is_the_one_hot_argmax():
+    z, _ = overconfident(50)
+    p = perturbed_probabilities(z, 0.0, n_perturbations=7)
+    assert np.array_equal(p, np.eye(3)[z.argmax(1)])
+
+
+def test_blocked_votes_equal_an_explicit_loop(monkeypatch):
+    z, _ = overconfident(40, k=4)
+    monkeypatch.setattr(cons, "_BLOCK_ELEMENTS", 4 * 40 * 3)  # blocks of 3 perturbations
+    for noise in ("gaussian", "uniform"):
+        got = perturbed_probabilities(z, 1.5, noise, n_perturbations=10, random_state=5)
+        rng = np.random.default_rng(5)
+        votes = np.zeros((40, 4))
+        for _ in range(10):
+            xi = rng.standard_normal((1, 40, 4), dtype=np.float32) if noise == "gaussian" \
+                else rng.random((1, 40, 4), dtype=np.float32)
+            noisy = z.astype(np.float32) + np.float32(1.5) * xi[0]
+            for i in range(40):
+                votes[i, int(np.argmax(noisy[i]))] += 1
+        assert np.array_equal(got, votes / 10), noise
+
+
+def test_mean_aggregation_equals_loop():
+    z, _ = overconfident(20)
+    got = perturbed_probabilities(z, 0.8, aggregation="mean", n_perturbations=6,
+                                  random_state=1)
+    rng = np.random.default_rng(1)
+    xi = rng.standard_normal((6, 20, 3), dtype=np.float32).astype(np.float64)
+    expected = np.mean([sp_softmax(z + 0.8 * xi[m], axis=1) for m in range(6)], axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_two_class_votes_match_closed_form(noise):
+    """P(class 0 wins) for logit gap d: Phi(d / (eps sqrt 2)) or 1 - (eps - d)^2 / (2 eps^2)."""
+    eps, m = 2.0, 20000
+    gaps = np.array([0.0, 0.5, 1.0, 1.8])
+    z = np.stack([gaps, np.zeros_like(gaps)], axis=1)
+    p = perturbed_probabilities(z, eps, noise, n_perturbations=m, random_state=0)[:, 0]
+    if noise == "gaussian":
+        exact = ndtr(gaps / (eps * math.sqrt(2)))
+    else:  # u1 - u0 is triangular on (-eps, eps)
+        exact = 1 - (eps - gaps) ** 2 / (2 * eps ** 2)
+    se = np.sqrt(exact * (1 - exact) / m)
+    assert np.all(np.abs(p - exact) < 5 * se + 1e-12), (p, exact)
+
+
+def test_search_picks_the_brute_force_minimum():
+    z, y = overconfident(300)
+    grid = [0.5, 1.0, 2.0, 4.0, 8.0]
+    cc = ConsistencyCalibration(noise="gaussian", noise_scales=grid, n_perturbations=50,
+                                random_state=2).fit(z, y)
+    scores = [ece(y, perturbed_probabilities(z, s, "gaussian", 50, random_state=2))
+              for s in grid]
+    assert cc.noise_scale_ == grid[int(np.argmin(scores))]
+    np.testing.assert_allclose(cc.scores_["gaussian"][1], scores, rtol=1e-12)
+
+
+def test_default_grid_is_the_coarse_to_fine_search():
+    z, y = overconfident(120)
+    cc = ConsistencyCalibration(noise="uniform", n_perturbations=20, criterion="nll",
+                                smoothing=0.5).fit(z, y)
+    scales = cc.scores_["uniform"][0]
+    assert set(np.round(default_scales(), 12)) <= set(np.round(scales, 12))
+    best = scales[np.argmin(cc.scores_["uniform"][1])]
+    assert cc.noise_scale_ == best and len(scales) > 40
+
+
+def test_auto_noise_keeps_the_better_family_and_is_reproducible(tmp_path):
+    z, y = overconfident(200)
+    cc = ConsistencyCalibration(noise_scales=[1.0, 3.0], n_perturbations=40).fit(z, y)
+    best = {k: v[1].min() for k, v in cc.scores_.items()}
+    assert cc.noise_ == min(best, key=best.get)
+    p = cc.predict_proba(z)
+    assert np.array_equal(p, cc.predict_proba(z))
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    cc.save(tmp_path / "cc.json")
+    assert np.array_equal(load_calibrator(tmp_path / "cc.json").predict_proba(z), p)
+
+
+def test_consistency_smoothing_and_fixed_scale():
+    z, y = overconfident(30)
+    cc = ConsistencyCalibration(noise="gaussian", noise_scale=0.0, smoothing=1.0,
+                                n_perturbations=8).fit(z, y)
+    expected = (8 * np.eye(3)[z.argmax(1)] + 1.0) / (8 + 3)
+    np.testing.assert_allclose(cc.predict_proba(z), expected)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(noise="laplace"), "noise must be one of"),
+    (dict(n_perturbations=0), "n_perturbations must be"),
+    (dict(noise_scale=-1.0), "noise_scale must be"),
+    (dict(noise_scales=[]), "noise_scales must be"),
+    (dict(random_state=np.random.default_rng(0)), "random_state must be"),
+])
+def test_consistency_bad_parameters(kwargs, message):
+    z, y = overconfident(20)
+    with pytest.raises(ValueError, match=message):
+        ConsistencyCalibration(**kwargs).fit(z, y)
+
+
+# ====================================================================== feature clipping
+def _toy_features(n=900, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    h = np.abs(rng.normal(0, 1, (n, 5))) + 1.5 * np.eye(3, 5)[y]
+    h[: n // 3] *= 5.0
+    w = rng.normal(0, 1, (3, 5)) + 3 * np.eye(3, 5)
+    b = np.array([0.2, -0.1, 0.0])
+    return h, y, w, b
+
+
+def test_head_is_recovered_from_logits():
+    h, y, w, b = _toy_features()
+    fc = FeatureClipping(threshold=1.0).fit(h, y, logits=h @ w.T + b)
+    np.testing.assert_allclose(fc.coef_, w, atol=1e-9)
+    np.testing.assert_allclose(fc.intercept_, b, atol=1e-9)
+    assert fc.head_residual_ < 1e-9
+
+
+def test_non_affine_logits_are_rejected():
+    h, y, w, b = _toy_features()
+    with pytest.raises(ValueError, match="does not reproduce the logits"):
+        FeatureClipping().fit(h, y, logits=(h ** 2) @ w.T + b)
+    with pytest.raises(ValueError, match="does not reproduce the logits"):
+        FeatureClipping().fit(h, y, logits=h @ w.T, coef=w, intercept=b + 1.0)
+
+
+def test_threshold_search_equals_brute_force_loop():
+    h, y, w, b = _toy_features()
+    base_acc = np.mean(np.argmax(h @ w.T + b, 1) == y)
+    best, best_c = np.inf, np.inf
+    for c in default_thresholds(h):  # increasing, so strict < keeps the smallest
+        z = np.clip(h, -c, c) @ w.T + b
+        if np.isfinite(c) and not np.mean(np.argmax(z, 1) == y) > 0.99 * base_acc:
+            continue
+        loss = -np.mean(sp_log_softmax(z, axis=1)[np.arange(len(y)), y])
+        if loss < best:
+            best, best_c = loss, c
+    fc = FeatureClipping().fit(h, y, coef=w, intercept=b)
+    assert fc.threshold_ == best_c and np.isfinite(best_c)
+    assert np.nanmin(fc.scores_) == pytest.approx(best, rel=1e-12)
+    np.testing.assert_allclose(fc.predict_proba(h),
+                               sp_softmax(np.clip(h, -best_c, best_c) @ w.T + b, axis=1))
+
+
+def test_ece_criterion_and_given_thresholds():
+    h, y, w, b = _toy_features()
+    grid = [0.5, 1.0, 2.0, 4.0]
+    fc = FeatureClipping(criterion="ece", thresholds=grid, min_accuracy_ratio=0.0).fit(
+        h, y, coef=w, intercept=b)
+    scores = [ece(y, sp_softmax(np.clip(h, -c, c) @ w.T + b, axis=1)) for c in grid]
+    assert fc.threshold_ == grid[int(np.argmin(scores))]
+
+
+def test_no_clipping_is_the_model_and_save_load(tmp_path):
+    h, y, w, b = _toy_features()
+    fc = FeatureClipping(threshold=1e9).fit(h, y, coef=w, intercept=b)
+    np.testing.assert_allclose(fc.predict_proba(h), sp_softmax(h @ w.T + b, axis=1))
+    fc = FeatureClipping().fit(h, y, logits=h @ w.T + b)
+    fc.save(tmp_path / "fc.json")
+    np.testing.assert_allclose(load_calibrator(tmp_path / "fc.json").predict_proba(h),
+                               fc.predict_proba(h))
+
+
+def test_feature_clipping_errors():
+    h, y, w, b = _toy_features()
+    with pytest.raises(ValueError, match="needs the final layer"):
+        FeatureClipping().fit(h, y)
+    with pytest.raises(ValueError, match="coef must have shape"):
+        FeatureClipping().fit(h, y, coef=w[:, :2])
+    with pytest.raises(ValueError, match="threshold must be a positive"):
+        FeatureClipping(threshold=0.0).fit(h, y, coef=w)
+    fc = FeatureClipping(threshold=1.0).fit(h, y, coef=w)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        fc.predict_proba(h[:, :2])
+
+
+def test_affine_head_exact_on_real_longtail_features():
+    d = shared_path("cifar10_longtail")
+    h = np.load(d / "cifar10_val_feature.npy", allow_pickle=False)[0]
+    z = np.load(d / "cifar10_val_z.npy", allow_pickle=False)[0]
+    y = np.load(d / "cifar10_val_label.npy", allow_pickle=False)[0]
+    w, b, residual = affine_head(h.astype(np.float64), z.astype(np.float64))
+    assert residual < 1e-4 * np.abs(z).max()  # float32 logits: exact up to rounding
+    fc = FeatureClipping(thresholds=np.arange(1, 41) / 10).fit(h, y, logits=z)
+    assert 0.1 <= fc.threshold_ <= 4.0
+    # clipping lowers the validation NLL compared with the unclipped model
+    nll_model = -np.mean(sp_log_softmax(z.astype(np.float64), 1)[np.arange(len(y)), y])
+    assert np.nanmin(fc.scores_) < nll_model
+
+
+# ====================================================================== Dirichlet
+def _logp(z):
+    return sp_log_softmax(z, axis=1)
+
+
+def test_unregularised_dirichlet_is_multinomial_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    z, y = overconfident(1500, k=4, scale=3.0, noise=0.9)
+    ours = DirichletCalibration(reg_lambda=0.0).fit(z, y)
+    lr = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10000).fit(_logp(z), y)
+    np.testing.assert_allclose(ours.predict_proba(z), lr.predict_proba(_logp(z)), atol=2e-6)
+
+
+def _independent_odir(z, y, lam, mu):
+    """The ODIR objective written out directly, minimised with finite-difference BFGS."""
+    logp = _logp(z)
+    n, k = logp.shape
+
+    def objective(theta):
+        wb = np.vstack([theta.reshape(k - 1, k + 1), np.zeros(k + 1)])
+        w, b = wb[:, :k], wb[:, k]
+        logits = logp @ w.T + b
+        loss = -np.mean(sp_log_softmax(logits, axis=1)[np.arange(n), y])
+        off = w - np.diag(np.diag(w))
+        return loss + lam * np.sum(off ** 2) + mu * np.sum(b ** 2)
+
+    start = np.hstack([np.eye(k) - np.eye(k)[-1], np.zeros((k, 1))])[:-1].ravel()
+    res = minimize(objective, start, method="BFGS", options={"gtol": 1e-10})
+    wb = np.vstack([res.x.reshape(k - 1, k + 1), np.zeros(k + 1)])
+    return wb[:, :k], wb[:, k]
+
+
+@pytest.mark.parametrize(("lam", "mu"), [(0.01, 0.01), (0.05, 0.001)])
+def test_odir_fit_matches_independent_minimiser(lam, mu):
+    z, y = overconfident(400, k=3, scale=3.0, noise=0.8, seed=1)
+    cal = DirichletCalibration(reg_lambda=lam, reg_mu=mu).fit(z, y)
+    w, b = _independent_odir(z, y, lam, mu)
+    np.testing.assert_allclose(cal.coef_, w, atol=2e-5)
+    np.testing.assert_allclose(cal.intercept_, b, atol=2e-5)
+
+
+def test_odir_gradient_matches_finite_differences():
+    z, y = overconfident(50, k=4, seed=3)
+    onehot = np.eye(4)[y]
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 0.5, 3 * 5)
+    for lam_diag in (0.0, 0.3):
+        def f(t, lam_diag=lam_diag):
+            return _odir_objective(t, _logp(z), onehot, 0.2, lam_diag, 0.1)[0]
+
+        _, grad = _odir_objective(theta, _logp(z), onehot, 0.2, lam_diag, 0.1)
+        step = 1e-6
+        numeric = [(f(theta + step * e) - f(theta - step * e)) / (2 * step)
+                   for e in np.eye(theta.size)]
+        np.testing.assert_allclose(grad, numeric, atol=1e-7)
+
+
+def test_reg_norm_divides_by_the_number_of_entries():
+    z, y = overconfident(300, k=4, seed=2)
+    a = DirichletCalibration(reg_lambda=0.12, reg_mu=0.04, reg_norm=True).fit(z, y)
+    b = DirichletCalibration(reg_lambda=0.12 / 12, reg_mu=0.04 / 4).fit(z, y)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-10)
+
+
+def test_strong_odir_leaves_a_diagonal_map():
+    z, y = overconfident(300, k=3, seed=4)
+    cal = DirichletCalibration(reg_lambda=1e4).fit(z, y)
+    w = cal.coef_
+    # last row is 0 (reference row), so the diagonal map shows as W_ij = -W_Kj off the diagonal
+    off = w - np.diag(np.diag(w))
+    assert np.abs(off).max() < 1e-3 and np.abs(cal.intercept_).max() < 1e-3
+
+
+def test_dirichlet_save_load_and_errors(tmp_path):
+    z, y = overconfident(200)
+    cal = DirichletCalibration().fit(z, y)
+    cal.save(tmp_path / "d.json")
+    np.testing.assert_allclose(load_calibrator(tmp_path / "d.json").predict_proba(z),
+                               cal.predict_proba(z))
+    with pytest.raises(ValueError, match="reg_lambda must be"):
+        DirichletCalibration(reg_lambda=-1.0).fit(z, y)
+    with pytest.raises(ValueError, match="X has 4"):
+        cal.predict_proba(np.zeros((2, 4)))
+
+
+@pytest.mark.peers
+def test_dirichlet_matches_dirichletcal():
+    calib = pytest.importorskip("dirichletcal.calib.fulldirichlet")
+    z, y = overconfident(800, k=4, scale=3.0, noise=0.8, seed=5)
+    ref = calib.FullDirichletCalibrator(reg_lambda=1e-2, reg_mu=1e-3, ref_row=True)
+    ref.fit(sp_softmax(z, axis=1), y)
+    ours = DirichletCalibration(reg_lambda=1e-2, reg_mu=1e-3).fit(z, y)
+    np.testing.assert_allclose(ours.coef_, np.asarray(ref.coef_), atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, np.asarray(ref.intercept_), atol=1e-4)
+    np.testing.assert_allclose(ours.predict_proba(z),
+                               ref.predict_proba(sp_softmax(z, axis=1)), atol=1e-5)
+
+
+def test_reg_lambda_grid_is_chosen_by_cross_validated_nll():
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    z, y = overconfident(300, k=3, scale=5.0, noise=1.0, seed=6)
+    grid = [1e-4, 1e-2, 10.0]
+    cal = DirichletCalibration(reg_lambda=grid, cv=3, random_state=1).fit(z, y)
+    folds = StratifiedKFold(3, shuffle=True, random_state=1).split(z, y)
+    expected = np.zeros(3)
+    for train, test in folds:
+        for i, lam in enumerate(grid):
+            p = DirichletCalibration(reg_lambda=lam).fit(z[train], y[train]).predict_proba(
+                z[test])
+            expected[i] += log_loss(y[test], p, labels=[0, 1, 2]) * len(test) / len(y)
+    np.testing.assert_allclose(cal.cv_scores_, expected, rtol=1e-9)
+    assert cal.reg_lambda_ == grid[int(np.argmin(expected))]
+    single = DirichletCalibration(reg_lambda=cal.reg_lambda_).fit(z, y)
+    np.testing.assert_allclose(cal.coef_, single.coef_)
