@@ -5,8 +5,9 @@ Run: ``python benchmarks/posthoc_table.py [--data ../shared/data]``; prints Mark
 Every calibrator is fitted on a validation split and evaluated on a disjoint
 test split: top-label ECE (15 equal-width bins, ``(a, b]``), NLL, Brier score
 (multiclass sum, in [0, 2]) and accuracy, all from ``calkit.metrics``.  Datasets
-that ship probabilities only are turned into logits as ``log(max(p, tiny))``
-(what the CLI does) and split in two halves with a fixed seed.
+that ship probabilities only are turned into logits as ``log(max(p, 1e-12))``
+(what the CLI does, ``calkit.cli.PROB_FLOOR``) and split in two halves with a
+fixed seed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from calkit import accuracy, brier_score, ece, nll, softmax
+from calkit.cli import PROB_FLOOR
 from calkit.posthoc import (
     BetaCalibration,
+    ConsistencyCalibration,
+    DirichletCalibration,
     EnsembleTemperatureScaling,
     HistogramBinning,
     IsotonicCalibration,
@@ -42,6 +46,8 @@ METHODS = {
     "spline (top-label)": SplineCalibration,
     "histogram (15 eq.-mass, top-label)": HistogramBinning,
     "isotonic (top-label)": IsotonicCalibration,
+    "Dirichlet ODIR (5-fold CV)": lambda: DirichletCalibration(reg_lambda=[1e-4, 1e-3, 1e-2, 1e-1]),
+    "consistency (vote, ECE)": ConsistencyCalibration,
 }
 BINARY_METHODS = {"Platt": PlattScaling, "beta": BetaCalibration}
 
@@ -51,7 +57,7 @@ def _npz(path: Path, *names: str):
         return tuple(d[n] for n in names)
 
 
-def _log(p: np.ndarray, floor: float = float(np.finfo(np.float64).tiny)) -> np.ndarray:
+def _log(p: np.ndarray, floor: float = PROB_FLOOR) -> np.ndarray:
     return np.log(np.clip(p.astype(np.float64), floor, None))
 
 
@@ -61,7 +67,7 @@ def _halves(z, y, seed=0):
     return z[a], y[a], z[b], y[b]
 
 
-def datasets(root: Path, floor: float = float(np.finfo(np.float64).tiny)):
+def datasets(root: Path, floor: float = PROB_FLOOR):
     """Yield (name, val logits, val labels, test logits, test labels)."""
     cifar = root / "cifar10_resnet50_ce_vs_focal"
     for loss, label in (("cross_entropy", "CIFAR-10 ResNet-50 (CE)"),
@@ -83,20 +89,6 @@ def datasets(root: Path, floor: float = float(np.finfo(np.float64).tiny)):
 def _row(name, y, p, seconds, extra=""):
     return (f"| {name} | {ece(y, p):.4f} | {nll(y, p):.4f} | {brier_score(y, p):.4f} | "
             f"{accuracy(y, p):.4f} | {seconds:.2f} | {extra} |")
-
-
-def floor_table(root: Path, floor: float = 1e-12) -> str:
-    """Vector scaling on probability inputs whose log is floored at ``floor``, not at tiny."""
-    lines = [f"**Vector scaling on `log(max(p, {floor:g}))`** (probability datasets)", "",
-             "| dataset | ECE | NLL | Brier | accuracy | fit s | |",
-             "|---|---|---|---|---|---|---|"]
-    for label, zv, yv, zt, yt in datasets(root, floor):
-        if "probabilities" in label and zv.shape[1] > 2:
-            start = time.perf_counter()
-            cal = VectorScaling().fit(zv, yv)
-            lines.append(_row(label.split(" (")[0], yt, cal.predict_proba(zt),
-                              time.perf_counter() - start))
-    return "\n".join(lines + [""])
 
 
 def table(root: Path) -> str:
@@ -130,7 +122,6 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     print(table(args.data))
-    print(floor_table(args.data))
 
 
 if __name__ == "__main__":

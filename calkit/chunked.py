@@ -12,11 +12,11 @@ every row-block of ``dask.array`` inputs and reduces the block states with
 
 from __future__ import annotations
 
-import sys
 from os import PathLike
 
 import numpy as np
 
+from calkit._progress import ProgressBar
 from calkit._validation import check_positive
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
@@ -35,35 +35,6 @@ def _open(x, name: str):
     if len(x.shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {tuple(x.shape)}")
     return x
-
-
-class _Progress:
-    """Rows done out of ``total``: a tqdm bar when tqdm is installed, else lines on stderr."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled, self._bar, self._last = total, 0, enabled, None, -1
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                return
-            self._bar = tqdm(total=total, unit="rows", unit_scale=True, desc="calkit")
-
-    def advance(self, rows: int) -> None:
-        self.done += rows
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(rows)
-            return
-        tenth = 10 * self.done // max(self.total, 1)
-        if tenth != self._last:
-            self._last = tenth
-            print(f"calkit: {self.done:,} / {self.total:,} rows", file=sys.stderr)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
@@ -117,14 +88,14 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
         raise ValueError("pass either accumulator= or accumulator settings, not both")
     row_bytes = int(np.prod(y_pred.shape[1:], dtype=np.int64)) * y_pred.dtype.itemsize
     rows = max(1, int(chunk_bytes) // max(row_bytes, 1))
-    bar = _Progress(n, progress)
+    bar = ProgressBar(n, "calkit", progress, unit="rows", lines=True)
     try:
         for start in range(0, n, rows):
             block = np.asarray(y_pred[start:start + rows])
             if from_logits:
                 block = softmax(block)
             accumulator.update(np.asarray(y_true[start:start + rows]), block)
-            bar.advance(block.shape[0])
+            bar.update(block.shape[0])
     finally:
         bar.close()
     return accumulator

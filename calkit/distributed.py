@@ -24,6 +24,7 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import import_torch
+from calkit._gather import all_gather_ragged, comm_device
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
@@ -34,14 +35,6 @@ __all__ = ["CalibrationMetric", "all_reduce_accumulator"]
 
 def _dist_ready() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _comm_device(group) -> torch.device:
-    """Where tensors must be for the group's backend (CUDA for NCCL, else CPU)."""
-    backend = torch.distributed.get_backend(group)
-    if backend == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 def all_reduce_accumulator(acc: CalibrationAccumulator, group=None) -> CalibrationAccumulator:
@@ -76,7 +69,7 @@ def all_reduce_accumulator(acc: CalibrationAccumulator, group=None) -> Calibrati
     out = CalibrationAccumulator(**acc._constructor_args())
     if n_classes is None:  # no rank saw a sample
         return out
-    device = _comm_device(group)
+    device = comm_device(group)
     local = state["arrays"] if state["arrays"] is not None else _zero_arrays(acc, n_classes)
     ref = next(iter(state["arrays"].values())) if state["arrays"] is not None else None
     arrays = {}
@@ -126,8 +119,6 @@ def _back(t, ref):
 
 def _gather_pairs(acc: CalibrationAccumulator, group, device, ref) -> list:
     """All ranks' (confidence, correct) pairs, in rank order (padded all_gather)."""
-    dist = torch.distributed
-    world = dist.get_world_size(group)
     dtype = getattr(torch, acc.pair_dtype)
     if acc.n_samples:
         scores, targets = acc.pairs()
@@ -136,19 +127,8 @@ def _gather_pairs(acc: CalibrationAccumulator, group, device, ref) -> list:
     else:
         scores = torch.zeros(0, dtype=dtype, device=device)
         targets = torch.zeros(0, dtype=torch.uint8, device=device)
-    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([scores.shape[0]], device=device), group=group)
-    sizes = [int(s.item()) for s in sizes]
-    longest = max(sizes)
-    pad = longest - scores.shape[0]
-    scores = torch.cat([scores, scores.new_zeros(pad)])
-    targets = torch.cat([targets, targets.new_zeros(pad)])
-    all_scores = [torch.empty_like(scores) for _ in range(world)]
-    all_targets = [torch.empty_like(targets) for _ in range(world)]
-    dist.all_gather(all_scores, scores, group=group)
-    dist.all_gather(all_targets, targets, group=group)
-    s = torch.cat([a[:n] for a, n in zip(all_scores, sizes, strict=True)])
-    t = torch.cat([a[:n] for a, n in zip(all_targets, sizes, strict=True)]).bool()
+    s, t = all_gather_ragged([scores, targets], group)
+    t = t.bool()
     return [(_back(s, ref), _back(t, ref))]
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from calkit._array import to_numpy
+from calkit._columns import float_column, true_false_words
 from calkit._validation import check_classification, check_option, default_sum_tol
 from calkit.logits import softmax
 
@@ -393,24 +394,17 @@ def _read_table(path: Path) -> dict:
 
 
 def _numeric(col: np.ndarray, name: str, path: Path) -> np.ndarray:
-    if col.dtype.kind in "fiub":
-        return col.astype(np.float64)
-    missing = np.isin(np.char.lower(np.char.strip(col.astype(str))), list(_MISSING_WORDS))
-    out = np.full(col.shape, np.nan)
     try:
-        out[~missing] = col[~missing].astype(np.float64)
+        return float_column(col, _MISSING_WORDS)
     except ValueError as exc:
         raise LoadError(f"{path.name}: column {name!r} is not numeric ({exc})") from exc
-    return out
 
 
 def _boolean(col: np.ndarray, name: str, path: Path) -> np.ndarray:
     if col.dtype.kind == "b":
         return col.astype(np.int64)
-    words = np.char.lower(np.char.strip(col.astype(str)))
-    true, false = np.isin(words, list(_TRUE_WORDS)), np.isin(words, list(_FALSE_WORDS))
-    if not (true | false).all():
-        bad = sorted(set(words[~(true | false)].tolist()))[:3]
+    true, bad = true_false_words(col, _TRUE_WORDS, _FALSE_WORDS)
+    if bad:
         raise LoadError(f"{path.name}: column {name!r} must be 0/1 or TRUE/FALSE, found {bad}")
     return true.astype(np.int64)
 

@@ -48,7 +48,7 @@ from calkit.binning import CLOSED, BinTable, _bin_table, _bin_table_explicit, _c
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import debiased_error_from_table, error_from_table
 from calkit.metrics.ood import _auc, _roc_points
-from calkit.metrics.scores import _sum_of_squares, _true_class_prob
+from calkit.metrics.scores import _brier_per_sample, _true_class_prob
 from calkit.metrics.smooth import smooth_ece_from_scores
 from calkit.metrics.sweep import sweep_table
 
@@ -262,10 +262,7 @@ class CalibrationAccumulator:
             for key, name in zip(_CLASSWISE_KEYS, _TABLE_KEYS, strict=True):
                 state[key] = stack([getattr(t, name) for t in tables])
         p_true = _true_class_prob(data)
-        if data.binary:
-            brier = (1 - p_true) ** 2
-        else:
-            brier = _sum_of_squares(data.y_prob) - 2 * p_true + 1
+        brier = _brier_per_sample(data, p_true)
         clipped = p_true.clamp(min=self._nll_eps) if xp.is_torch(p_true) else np.maximum(
             p_true, self._nll_eps)
         state["brier"] = brier.sum()

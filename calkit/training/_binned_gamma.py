@@ -29,6 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from calkit._gather import all_gather_ragged, comm_device
 from calkit._validation import check_labels, check_logits, check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, uniform_edges
 from calkit.training.focal import (
@@ -62,21 +63,8 @@ def gather_validation(conf: Tensor, correct: Tensor, group=None) -> tuple[Tensor
     The collective runs where the backend needs the tensors (CUDA for NCCL, else
     the CPU) and the result comes back to ``conf``'s device.
     """
-    import torch.distributed as dist
-
-    world = dist.get_world_size(group)
-    device = torch.device("cuda", torch.cuda.current_device()) \
-        if dist.get_backend(group) == "nccl" else torch.device("cpu")
-    local = torch.stack([conf, correct]).to(device)  # (2, n): one collective for both
-    size = torch.tensor([local.shape[1]], dtype=torch.int64, device=device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
-    sizes = [int(s) for s in sizes]
-    padded = local.new_zeros((2, max(sizes)))
-    padded[:, :local.shape[1]] = local
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded, group=group)
-    both = torch.cat([p[:, :n] for p, n in zip(parts, sizes, strict=True)], dim=1)
+    local = torch.stack([conf, correct]).to(comm_device(group))  # (2, n): one collective
+    (both,) = all_gather_ragged([local], group)
     both = both.to(conf.device)
     return both[0], both[1]
 
