@@ -167,7 +167,10 @@ def _newton_beta(obj: _TemperatureObjective, beta_min: float, beta_max: float,
             new = u_min
         else:
             new = 0.5 * (lo + hi)
-        if abs(new - u) <= tol or hi - lo <= tol:
+        # Newton converges quadratically: after a step of size d the error is O(d^2),
+        # so a Newton step below sqrt(tol) already lands within tol of the root.
+        newton = lo < new < hi and abs(step) < _MAX_LOG_STEP
+        if abs(new - u) <= (np.sqrt(tol) if newton else tol) or hi - lo <= tol:
             return float(np.exp(new)), it, True
         u = new
     return float(np.exp(u)), max_iter, False
@@ -371,7 +374,9 @@ class _AffineScaling(BaseCalibrator):
         onehot[np.arange(n), labels] = 1.0
         # The penalty (and the start) is centred on the temperature-scaled map I / T, so a
         # strong penalty falls back to temperature scaling rather than to the raw logits.
-        inv_t = 1.0 / TemperatureScaling().fit(z, labels).temperature_
+        with warnings.catch_warnings():  # a T at its bound is still a fine starting point
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            inv_t = 1.0 / TemperatureScaling().fit(z, labels).temperature_
         center = inv_t * (np.ones(k) if self._diagonal else np.eye(k))
         x0 = np.concatenate([center.ravel(), np.zeros(k)])
         res = minimize(_affine_nll, x0, args=(z, onehot, float(self.reg), center.shape, center),
