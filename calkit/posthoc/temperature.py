@@ -159,6 +159,8 @@ def _newton_beta(obj: _TemperatureObjective, beta_min: float, beta_max: float,
         # Newton step in u, at most _MAX_LOG_STEP (saturated probabilities make h tiny)
         step = -g / (beta * h) if h > 0 else -np.sign(g) * _MAX_LOG_STEP
         new = u + float(np.clip(step, -_MAX_LOG_STEP, _MAX_LOG_STEP))
+        # an unclipped Newton step that stays inside the bracket
+        newton = lo < new < hi and abs(step) < _MAX_LOG_STEP
         if lo < new < hi:
             pass
         elif g < 0 and hi == u_max and not seen_hi:
@@ -169,7 +171,6 @@ def _newton_beta(obj: _TemperatureObjective, beta_min: float, beta_max: float,
             new = 0.5 * (lo + hi)
         # Newton converges quadratically: after a step of size d the error is O(d^2),
         # so a Newton step below sqrt(tol) already lands within tol of the root.
-        newton = lo < new < hi and abs(step) < _MAX_LOG_STEP
         if abs(new - u) <= (np.sqrt(tol) if newton else tol) or hi - lo <= tol:
             return float(np.exp(new)), it, True
         u = new
