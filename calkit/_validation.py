@@ -13,6 +13,7 @@ metrics need anyway.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -21,7 +22,7 @@ import numpy as np
 
 from calkit._array import Array, is_torch, torch_module
 
-_ROW_BLOCK_BYTES = 1 << 20  # rows are processed in blocks of about 1 MiB (fits L2)
+_ROW_BLOCK_BYTES = 1 << 19  # rows are processed in blocks of about 512 KiB (well inside L2)
 
 
 def default_sum_tol(dtype) -> float:
@@ -187,14 +188,13 @@ def check_classification(y_true, y_prob, *, sum_tol: float | None = None) -> Cla
         predicted = (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
         confidence = p.maximum(1 - p) if is_torch(p) else np.maximum(p, 1 - p)
         return Classification(y, p, 2, predicted, confidence)
+    if not is_torch(p) and p.dtype.itemsize > 8:
+        p = p.astype(np.float64)  # extended precision: checked and binned as float64
     tol = default_sum_tol(p.dtype) if sum_tol is None else check_positive(sum_tol, "sum_tol")
-    predicted, confidence, row_sum, minimum = _row_summary(p)
-    if not _all(_isfinite(row_sum)):
-        raise ValueError("y_prob contains NaN or infinite values")
-    if float(minimum) < 0:
-        raise ValueError(f"y_prob contains negative values (minimum {float(minimum):.3g}); "
-                         "pass probabilities, or logits through calkit.softmax")
-    worst = float((row_sum - 1).abs().max() if is_torch(row_sum) else np.abs(row_sum - 1).max())
+    predicted, confidence, row_sum, valid = _row_summary(p)
+    if not valid:
+        _raise_for_invalid_entries(p)
+    worst = _largest_sum_deviation(p, row_sum, tol)
     if worst > tol:
         raise ValueError(
             f"rows of y_prob must sum to 1 (largest deviation {worst:.3g} > sum_tol={tol:g}); "
@@ -202,40 +202,88 @@ def check_classification(y_true, y_prob, *, sum_tol: float | None = None) -> Cla
     return Classification(y, p, n_classes, predicted, confidence)
 
 
-def _row_summary(p):
-    """argmax, max, row sum and global minimum of a probability matrix, one pass.
+def _largest_sum_deviation(p, row_sum, tol: float) -> float:
+    """``max |row sum - 1|``; rows the fast sums flag are re-added in float64.
 
-    numpy releases the GIL in its reductions, so large matrices are split into
-    row ranges summarised by a small thread pool (one thread per core, at most 4).
+    The fast row sums accumulate in the input precision, so a row is only
+    reported once its float64 sum is off as well (no false alarms from rounding).
+    """
+    if is_torch(row_sum):
+        return float((row_sum - 1).abs().max())
+    deviation = np.abs(row_sum - 1)
+    worst = float(deviation.max())
+    if worst > tol:
+        flagged = np.flatnonzero(deviation > tol)
+        worst = float(np.abs(p[flagged].sum(axis=1, dtype=np.float64) - 1).max())
+    return worst
+
+
+def _raise_for_invalid_entries(p) -> None:
+    """The error for a probability matrix with a NaN, infinite or negative entry."""
+    if not _all(_isfinite(p)):
+        raise ValueError("y_prob contains NaN or infinite values")
+    minimum = float(p.min())
+    if minimum < 0:
+        raise ValueError(f"y_prob contains negative values (minimum {minimum:.3g}); "
+                         "pass probabilities, or logits through calkit.softmax")
+
+
+def _row_summary(p):
+    """argmax, max and sum of each row, and whether every entry is finite and ``>= 0``.
+
+    numpy: one cache-blocked pass; each block of about 512 KiB is read from
+    memory once and reduced twice while it sits in the cache:
+
+    * the argmax runs on the entries' bit patterns (``p.view(uint)``).  For
+      non-negative finite floats the unsigned bit patterns are ordered like the
+      values, and every NaN, infinity or negative number (sign bit set) has a
+      larger pattern than ``+inf``'s.  So the argmax is the float argmax, and one
+      comparison of the row maxima's patterns with ``+inf``'s validates every
+      entry, with no separate minimum pass.  When that comparison fails (a bad
+      entry, or a harmless ``-0.0``) the float reductions decide.
+    * the row sums use ``einsum`` (vectorised, several accumulators; 3-5x faster
+      than ``sum(axis=1)`` on rows).
+
+    numpy releases the GIL in these reductions, so large matrices are split
+    into row ranges summarised by a small thread pool (one thread per core, at
+    most 4).
     """
     if is_torch(p):
         confidence, predicted = p.max(dim=1)
-        return predicted, confidence, p.sum(dim=1), p.min()
+        row_sum = p.sum(dim=1)
+        valid = _all(_isfinite(row_sum)) and float(p.min()) >= 0
+        return predicted, confidence, row_sum, valid
     n, k = p.shape
+    bits = p.view(f"u{p.itemsize}")
     predicted = np.empty(n, dtype=np.int64)
     row_sum = np.empty(n, dtype=p.dtype)
     block = max(1, _ROW_BLOCK_BYTES // max(1, k * p.itemsize))
-    n_parts = _worker_count() if p.nbytes >= _THREADED_BYTES else 1
+    # several parts per worker, so that a thread the OS pauses does not hold up the rest
+    n_parts = 4 * _worker_count() if p.nbytes >= _THREADED_BYTES else 1
     bounds = np.linspace(0, n, n_parts + 1).astype(int) // block * block
     bounds[-1] = n
     ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
-    def summarise(start: int, stop: int) -> float:
-        minimum = np.inf
+    def summarise(start: int, stop: int) -> None:
         for lo in range(start, stop, block):
             hi = min(lo + block, stop)
-            rows = p[lo:hi]
-            rows.argmax(axis=1, out=predicted[lo:hi])
-            rows.sum(axis=1, out=row_sum[lo:hi])
-            minimum = min(minimum, rows.min())
-        return minimum
+            bits[lo:hi].argmax(axis=1, out=predicted[lo:hi])
+            np.einsum("ij->i", p[lo:hi], out=row_sum[lo:hi])
 
     if len(ranges) == 1:
-        minimum = summarise(*ranges[0])
+        summarise(*ranges[0])
     else:
-        minimum = min(_thread_pool().map(lambda r: summarise(*r), ranges))
-    confidence = np.take_along_axis(p, predicted[:, None], axis=1)[:, 0]
-    return predicted, confidence, row_sum, minimum
+        _share_work(summarise, ranges)
+    # gathered once afterwards: fancy indexing inside the threads would hold the GIL
+    confidence = _take_per_row(p, predicted)
+    inf_bits = np.array(np.inf, dtype=p.dtype).view(bits.dtype)[()]
+    valid = bool(confidence.view(bits.dtype).max() < inf_bits)  # the rows' largest patterns
+    if not valid:  # a bad entry, or only -0.0 (whose sign bit misleads the argmax)
+        valid = bool(np.isfinite(p).all() and p.min() >= 0)
+        if valid:
+            predicted = p.argmax(axis=1)
+            confidence = _take_per_row(p, predicted)
+    return predicted, confidence, row_sum, valid
 
 
 _THREADED_BYTES = 8 << 20  # matrices from 8 MiB on are summarised by several threads
@@ -248,6 +296,41 @@ def _worker_count() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(4, cores))
+
+
+def _take_per_row(p: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``p[i, index[i]]`` for every row ``i`` (a flat ``take`` when ``p`` is C-contiguous)."""
+    if p.flags.c_contiguous:
+        flat = np.arange(0, p.size, p.shape[1])
+        flat += index
+        return p.reshape(-1).take(flat)
+    return np.take_along_axis(p, index[:, None], axis=1)[:, 0]
+
+
+def _share_work(fn, parts: list[tuple]) -> list:
+    """``[fn(*part) for part in parts]``, computed by this thread and the pool's together.
+
+    The calling thread takes parts too (it is running already; a pool thread may
+    first have to be woken), and parts are handed out one at a time, so a thread
+    that the OS pauses delays only the part it holds.
+    """
+    todo = iter(enumerate(parts))
+    lock = threading.Lock()
+    results: dict[int, object] = {}
+
+    def drain() -> None:
+        while True:
+            with lock:
+                item = next(todo, None)
+            if item is None:
+                return
+            results[item[0]] = fn(*item[1])
+
+    helpers = [_thread_pool().submit(drain) for _ in range(_worker_count() - 1)]
+    drain()
+    for helper in helpers:
+        helper.result()
+    return [results[i] for i in range(len(parts))]
 
 
 def _thread_pool():

@@ -202,9 +202,9 @@ def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     """
     check_option(closed, "closed", CLOSED)
     edges = xp.like(edges, scores) if xp.is_torch(scores) else np.asarray(edges, np.float64)
-    idx = xp.searchsorted(edges, scores, right=(closed == "left")) - 1
-    return idx.clamp(0, len(edges) - 2) if xp.is_torch(idx) else np.clip(
-        idx, 0, len(edges) - 2)
+    # Counting the inner edges below the score (or at most the score, closed="left") gives
+    # the bin directly: scores beyond the outer edges land in the first or last bin.
+    return xp.searchsorted(edges[1:-1], scores, right=(closed == "left"))
 
 
 def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:

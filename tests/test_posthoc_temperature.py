@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from calkit import ece
+from calkit.posthoc import temperature as temperature_module
 from calkit.posthoc.ensemble import EnsembleTemperatureScaling
 from calkit.posthoc.temperature import (
     MatrixScaling,
@@ -53,6 +54,21 @@ def test_ts_matches_dense_nll_minimisation(k, dtype):
     assert ts.temperature_ != 1.0 and ts.n_iter_ <= 12
     lb = TemperatureScaling(solver="lbfgs").fit(z, y)
     assert lb.temperature_ == pytest.approx(ref, rel=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 200])
+def test_ts_both_memory_layouts_give_the_same_moments(k, monkeypatch):
+    # the objective stores few-class logits as (K, N) and many-class ones as (N, K)
+    z, y = _overconfident(5_000, k, seed=1, dtype=np.float32)
+    layouts = {}
+    for threshold in (1, 10_000):
+        monkeypatch.setattr(temperature_module, "_SAMPLES_ALONG_ROWS_BELOW_K", threshold)
+        obj = temperature_module._TemperatureObjective(z, y)
+        layouts[obj.class_axis] = (obj.mean_true, obj.moments(0.7, 2))
+    (mean_a, moments_a), (mean_b, moments_b) = layouts[0], layouts[1]
+    assert mean_a == pytest.approx(mean_b, rel=1e-12)
+    for a, b in zip(moments_a, moments_b, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_ts_recovers_the_generating_temperature_and_t1_on_calibrated_data():

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from calkit.training import _focal_core as focal_core  # noqa: E402
 from calkit.training.adafocal import AdaFocalLoss, CalFocalLoss  # noqa: E402
 from calkit.training.focal import (  # noqa: E402
     FLSD53,
@@ -164,6 +165,52 @@ def test_focal_term_float_and_tensor_gamma_agree():
     for g in (-1.5, 0.0, 0.7, 3.0):
         torch.testing.assert_close(focal_term(log_pt, g),
                                    focal_term(log_pt, torch.full_like(log_pt, g)))
+
+
+def _updated_adafocal(reduction):
+    loss = AdaFocalLoss(n_bins=4, reduction=reduction)
+    loss.update(*_data(n=200, k=5, seed=8, scale=2.0))  # equal-mass edges
+    loss.gammas.copy_(torch.tensor([-1.5, -0.2, 0.7, 3.0]))  # inverse-focal and focal bins
+    return loss
+
+
+PATH_LOSSES = {
+    "focal": lambda r: FocalLoss(2.5, r), "inverse": lambda r: InverseFocalLoss(1.5, r),
+    "flsd53": lambda r: FLSD53(reduction=r), "adafocal": _updated_adafocal,
+    "calfocal": lambda r: CalFocalLoss(reduction=r),
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(PATH_LOSSES))
+def test_torch_weight_path_equals_the_numpy_path(name, reduction, monkeypatch):
+    # CPU tensors get their per-sample weights from a numpy view; CUDA tensors use the same
+    # maths in torch.  Force the torch path on the CPU and compare values and gradients.
+    logits, target = _data(n=48, k=5, seed=9)
+    loss = PATH_LOSSES[name](reduction)
+    results = []
+    for torch_path in (False, True):
+        if torch_path:
+            monkeypatch.setattr(focal_core, "_detached", lambda ce: ce.detach())
+        z = logits.clone().requires_grad_()
+        value = loss(z, target)
+        value.sum().backward()
+        results.append((value.detach(), z.grad))
+    (v_np, g_np), (v_torch, g_torch) = results
+    torch.testing.assert_close(v_torch, v_np, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(g_torch, g_np, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 3.0, 20.0])
+def test_float32_value_keeps_float32_accuracy_for_large_gamma(gamma):
+    # the loss is assembled as c * ce + (m - c) * ce (value m * ce, gradient c): check that
+    # the split loses no accuracy against a float64 evaluation
+    logits, target = _data(n=256, k=10, seed=10, scale=2.0)
+    for reduction in ("mean", "none"):
+        want = FocalLoss(gamma, reduction)(logits, target)
+        got = FocalLoss(gamma, reduction)(logits.float(), target)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=2e-6, atol=1e-7)
 
 
 def test_autocast_half_precision_logits_are_computed_in_float32():

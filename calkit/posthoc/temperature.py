@@ -45,6 +45,7 @@ from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict
 SOLVERS = ("newton", "lbfgs", "grid")
 SELECTION_METRICS = ("nll", "ece_ew", "ece_em")
 _BLOCK_ELEMENTS = 1 << 16  # logits per row block (256 KiB of float32: stays in L2)
+_SAMPLES_ALONG_ROWS_BELOW_K = 64  # numpy layout (K, N) below this many classes, else (N, K)
 _MAX_LOG_STEP = 1.0  # Newton trust region in log(1 / T): T changes by at most a factor e
 
 
@@ -65,34 +66,42 @@ class _TemperatureObjective:
             self.shifted = logits - logits.amax(1, keepdim=True)
             self.mean_true = float(self.shifted.gather(1, labels[:, None]).double().mean())
         else:
-            z = logits
-            self.shifted = z - z.max(axis=1, keepdims=True)
-            true = np.take_along_axis(self.shifted, labels[:, None], axis=1)
+            n, k = logits.shape
+            # Few classes: lay the classes out along rows, (K, N), so that the per-sample
+            # sums add K long contiguous rows instead of reducing N short ones (4x faster
+            # at K = 10); many classes: keep (N, K) and avoid a transposed copy.
+            self.class_axis = 0 if k < _SAMPLES_ALONG_ROWS_BELOW_K else 1
+            z = logits.T if self.class_axis == 0 else logits
+            self.shifted = np.subtract(z, z.max(axis=self.class_axis, keepdims=True),
+                                       order="C")
+            true = (self.shifted[labels, np.arange(n)] if self.class_axis == 0
+                    else np.take_along_axis(self.shifted, labels[:, None], axis=1))
             self.mean_true = float(true.mean(dtype=np.float64))
         # numpy float32 or torch.float32 (fitting runs in the logits' own precision)
         self.dtype = np.float32 if str(logits.dtype).endswith("float32") else np.float64
 
     def moments(self, beta: float, order: int = 2) -> tuple[np.ndarray, ...]:
-        """Per-row ``S_0, ..., S_order`` as float64 arrays (numpy; torch on its device)."""
+        """Per-sample ``S_0, ..., S_order`` as float64 arrays (numpy; torch on its device)."""
         if self.torch:
             return self._moments_torch(beta, order)
-        s = self.shifted
-        n, k = s.shape
+        s, axis = self.shifted, self.class_axis
+        k = s.shape[axis]
+        n = s.shape[1 - axis]
         out = [np.empty(n, dtype=np.float64) for _ in range(order + 1)]
         block = max(1, _BLOCK_ELEMENTS // k)
-        e = np.empty((min(block, n), k), dtype=s.dtype)
+        e = np.empty((k, min(block, n)) if axis == 0 else (min(block, n), k), dtype=s.dtype)
         beta_ = s.dtype.type(beta)
         for start in range(0, n, block):
-            rows = s[start:start + block]
-            m = rows.shape[0]
-            buf = e[:m]
+            samples = slice(start, min(start + block, n))
+            m = samples.stop - start
+            rows = s[:, samples] if axis == 0 else s[samples]
+            buf = e[:, :m] if axis == 0 else e[:m]
             np.multiply(rows, beta_, out=buf)
             np.exp(buf, out=buf)
-            sl = slice(start, start + m)
-            out[0][sl] = buf.sum(axis=1, dtype=np.float64)
+            out[0][samples] = buf.sum(axis=axis, dtype=np.float64)
             for j in range(1, order + 1):
                 np.multiply(buf, rows, out=buf)
-                out[j][sl] = buf.sum(axis=1, dtype=np.float64)
+                out[j][samples] = buf.sum(axis=axis, dtype=np.float64)
         return tuple(out)
 
     def _moments_torch(self, beta, order):

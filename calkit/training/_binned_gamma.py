@@ -26,19 +26,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from calkit._gather import all_gather_ragged, comm_device
 from calkit._validation import check_labels, check_logits, check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, uniform_edges
-from calkit.training.focal import (
-    REDUCTIONS,
-    Reduction,
-    focal_term,
-    reduce_loss,
-    true_class_log_prob,
-)
+from calkit.training._focal_core import focal_loss
+from calkit.training.focal import REDUCTIONS, Reduction, check_inputs
 
 
 def top_label(val_logits: Tensor, val_labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,19 +114,28 @@ class BinnedGammaLoss(nn.Module):
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ training
-    def bin_index(self, p_t: Tensor) -> Tensor:
-        """Slot of each true-class probability (no gradient, no host synchronisation)."""
+    def bin_index(self, p_t):
+        """Slot of each true-class probability (a tensor, or a numpy array on the CPU).
+
+        No gradient and no host synchronisation.
+        """
+        if isinstance(p_t, np.ndarray):
+            return assign_bins(p_t, self.edges.cpu().numpy(), closed="right")
         return assign_bins(p_t.detach(), self.edges, closed="right")
 
-    def sample_gamma(self, p_t: Tensor) -> Tensor:
-        """The gamma of each sample, from its slot."""
-        return self.gammas[self.bin_index(p_t)]
+    def sample_gamma(self, p_t):
+        """The gamma of each sample, from its slot (same kind of array as ``p_t``)."""
+        gammas = self.gammas.cpu().numpy() if isinstance(p_t, np.ndarray) else self.gammas
+        return gammas[self.bin_index(p_t)]
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of ``logits`` (N, C) or (N, C, d1, ...) against integer ``target``."""
-        _, log_pt, _ = true_class_log_prob(logits, target)
-        gamma = self.sample_gamma(log_pt.detach().exp())
-        return reduce_loss(focal_term(log_pt, gamma), self.reduction)
+        return focal_loss(*check_inputs(logits, target), self._gamma, self.reduction)
+
+    def _gamma(self, ce):
+        """Each sample's gamma: that of the slot its ``p_t = exp(-ce)`` falls in."""
+        xp = np if isinstance(ce, np.ndarray) else torch
+        return self.sample_gamma(xp.exp(-ce))
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()

@@ -2,8 +2,10 @@
 
 Every loss here is ``-m * log p_t``, the negative log-likelihood of the true class
 ``t`` scaled by a modulating factor ``m = base ** |gamma|``; they differ only in how
-``gamma`` and ``base`` are chosen.  :func:`focal_term` computes that product once
-for all of them (and for :class:`~calkit.training.adafocal.AdaFocalLoss`):
+``gamma`` and ``base`` are chosen.  One function computes that product for all of
+them (and for :class:`~calkit.training.adafocal.AdaFocalLoss`):
+:func:`calkit.training._focal_core.weighted_cross_entropy`, also exposed per
+sample as :func:`focal_term`.
 
 =====================  ===========================  ===============================
 loss                   gamma                        base
@@ -27,19 +29,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from calkit._validation import check_option
+from calkit.training._focal_core import BASE_FLOOR, focal_loss, weighted_cross_entropy
 
 __all__ = ["FLSD53", "DualFocalLoss", "FocalLoss", "InverseFocalLoss", "focal_term"]
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS = ("mean", "sum", "none")
-
-#: smallest base of the modulating factor (representable in float32, as in the reference)
-BASE_FLOOR = 1e-20
 
 
 def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None) -> Tensor:
@@ -64,10 +65,9 @@ def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None
 
     Notes
     -----
-    Without ``base``, the term is one autograd node with the closed-form
-    derivative ``d/d log_pt = -m + |gamma| s p_t m / b * log_pt`` (``m = b^|gamma|``,
-    ``b = 1 - s p_t``, ``s = sign``; zero where ``b`` is clamped), which keeps the
-    loss close to cross-entropy's cost.  It does not support double backward.
+    Without ``base``, the gradient is the closed form of
+    :func:`calkit.training._focal_core.focal_weights` (see that module): no
+    double backward through the modulating factor.
 
     Examples
     --------
@@ -79,41 +79,16 @@ def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None
     >>> round(focal_term(lp, -2.0).item(), 6)  # (1 + 0.5)**2 * log(2)
     1.559581
     """
-    if isinstance(gamma, Tensor):
-        gamma = gamma.detach().to(log_pt.dtype)
-        exponent = gamma.abs()
-    else:
-        exponent = abs(float(gamma))
     if base is not None:
+        exponent = gamma.detach().to(log_pt.dtype).abs() if isinstance(gamma, Tensor) \
+            else abs(float(gamma))
         return -(base.clamp_min(BASE_FLOOR) ** exponent) * log_pt
-    return _FocalTerm.apply(log_pt, gamma, exponent)
-
-
-class _FocalTerm(torch.autograd.Function):
-    """``-(b ** a) * l`` with ``b = 1 - p`` (gamma >= 0) or ``1 + p`` (gamma < 0), ``p = e^l``."""
-
-    @staticmethod
-    def forward(ctx, log_pt, gamma, exponent):
-        p = log_pt.exp()
-        if isinstance(gamma, Tensor):
-            inverse = gamma < 0
-            base = torch.where(inverse, 1 + p, -torch.expm1(log_pt))
-            sign_p = torch.where(inverse, -p, p)
-        else:
-            base = 1 + p if gamma < 0 else -torch.expm1(log_pt)
-            sign_p = -p if gamma < 0 else p
-        clamped = base.clamp_min(BASE_FLOOR)
-        m = clamped ** exponent
-        ctx.save_for_backward(log_pt, sign_p, clamped, m, base > BASE_FLOOR)
-        ctx.exponent = exponent
-        return -m * log_pt
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        log_pt, sign_p, clamped, m, free = ctx.saved_tensors
-        slope = (ctx.exponent * sign_p * log_pt * m / clamped) * free
-        return grad * (slope - m), None, None
+    if isinstance(gamma, Tensor):
+        fixed = gamma.detach().to(log_pt.dtype)
+        return weighted_cross_entropy(
+            -log_pt, lambda ce: fixed.cpu().numpy() if isinstance(ce, np.ndarray) else fixed,
+            "none")
+    return weighted_cross_entropy(-log_pt, lambda ce: float(gamma), "none")
 
 
 def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
@@ -125,13 +100,12 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def true_class_log_prob(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(logits (M, C), log p_t (M,), target (M,))`` with ``(N, C, d1, ...)`` flattened.
+def check_inputs(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """``(logits (M, C), target (M,))`` with ``(N, C, d1, ...)`` flattened.
 
-    ``log p_t`` is ``-cross_entropy(reduction="none")``: PyTorch's fused, stable
-    log-softmax + gather.  Half-precision logits are upcast to float32.  Checks
-    shapes and dtypes only (no data-dependent check, so nothing waits for the
-    GPU); on CPU the labels are also checked to lie in ``[0, C)``.
+    Half-precision logits are upcast to float32.  Checks shapes and dtypes only
+    (no data-dependent check, so nothing waits for the GPU); on CPU the labels
+    are also checked to lie in ``[0, C)``.
     """
     if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
         raise TypeError("logits and target must be torch tensors")
@@ -156,11 +130,12 @@ def true_class_log_prob(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor,
         logits = logits.float()
     target = target.long()
     if target.device.type == "cpu" and target.numel():
-        lo, hi = (int(v) for v in target.aminmax())
+        labels = target.numpy()
+        lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= n_classes:
             raise ValueError(f"target labels must lie in [0, {n_classes - 1}], got values in "
                              f"[{lo}, {hi}]")
-    return logits, -F.cross_entropy(logits, target, reduction="none"), target
+    return logits, target
 
 
 def check_gamma(gamma, name: str = "gamma", nonnegative: bool = True) -> float:
@@ -182,10 +157,10 @@ class _FocalFamilyLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of ``logits`` (N, C) or (N, C, d1, ...) against integer ``target``."""
-        logits, log_pt, target = true_class_log_prob(logits, target)
-        return reduce_loss(self._per_sample(logits, log_pt, target), self.reduction)
+        return focal_loss(*check_inputs(logits, target), self._gamma, self.reduction)
 
-    def _per_sample(self, logits: Tensor, log_pt: Tensor, target: Tensor) -> Tensor:
+    def _gamma(self, ce):
+        """Each sample's gamma (a float, or an array like ``ce``) from its cross-entropy."""
         raise NotImplementedError  # pragma: no cover - abstract
 
 
@@ -215,8 +190,8 @@ class FocalLoss(_FocalFamilyLoss):
         super().__init__(reduction)
         self.gamma = check_gamma(gamma)
 
-    def _per_sample(self, logits, log_pt, target):
-        return focal_term(log_pt, self.gamma)
+    def _gamma(self, ce):
+        return self.gamma
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
@@ -247,8 +222,8 @@ class InverseFocalLoss(_FocalFamilyLoss):
         super().__init__(reduction)
         self.gamma = check_gamma(gamma)
 
-    def _per_sample(self, logits, log_pt, target):
-        return focal_term(log_pt, -self.gamma)
+    def _gamma(self, ce):
+        return -self.gamma
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
@@ -291,10 +266,9 @@ class FLSD53(_FocalFamilyLoss):
             raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
 
-    def _per_sample(self, logits, log_pt, target):
-        low = log_pt.detach().exp() < self.threshold
-        gamma = torch.where(low, self.gamma_low, self.gamma_high).to(log_pt.dtype)
-        return focal_term(log_pt, gamma)
+    def _gamma(self, ce):
+        xp = np if isinstance(ce, np.ndarray) else torch
+        return xp.where(xp.exp(-ce) < self.threshold, self.gamma_low, self.gamma_high)
 
     def extra_repr(self) -> str:
         return (f"gamma_low={self.gamma_low}, gamma_high={self.gamma_high}, "
@@ -328,11 +302,15 @@ class DualFocalLoss(_FocalFamilyLoss):
         super().__init__(reduction)
         self.gamma = check_gamma(gamma)
 
-    def _per_sample(self, logits, log_pt, target):
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Loss of ``logits`` (N, C) or (N, C, d1, ...) against integer ``target``."""
+        logits, target = check_inputs(logits, target)
+        log_pt = -F.cross_entropy(logits, target, reduction="none")
         p = torch.softmax(logits, dim=1)
         p_t = p.gather(1, target[:, None])
         p_j = torch.where(p < p_t, p, torch.zeros_like(p)).amax(1)
-        return focal_term(log_pt, self.gamma, base=-torch.expm1(log_pt) + p_j)
+        base = -torch.expm1(log_pt) + p_j
+        return reduce_loss(focal_term(log_pt, self.gamma, base=base), self.reduction)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
