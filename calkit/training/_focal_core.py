@@ -78,11 +78,12 @@ def weighted_cross_entropy(ce: Tensor, gamma_of, reduction: str) -> Tensor:
         return ce.mean()  # NaN, as cross_entropy gives for an empty batch
     values = _detached(ce)
     m, c = focal_weights(values, gamma_of(values))
-    if reduction == "mean":
-        m, c = m / n, c / n
     if reduction == "none":
         return ce * _tensor(c) + _tensor((m - c) * values)
-    return torch.dot(ce, _tensor(c)) + _tensor((m - c) @ values)
+    rest = (m - c) @ values  # the constant part
+    if reduction == "mean":
+        c, rest = c / n, rest / n
+    return torch.dot(ce, _tensor(c)) + (float(rest) if isinstance(values, np.ndarray) else rest)
 
 
 def _detached(ce: Tensor):
@@ -94,5 +95,5 @@ def _detached(ce: Tensor):
 
 
 def _tensor(x):
-    """A numpy result as a tensor (no copy); tensors pass through."""
-    return torch.as_tensor(x) if isinstance(x, (np.ndarray, np.generic)) else x
+    """A numpy array as a tensor (no copy); tensors pass through."""
+    return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
