@@ -21,6 +21,25 @@ def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1) -> f
     return float(np.median(times))
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int = 7,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median wall-clock seconds of each ``fns[name]()``, the calls interleaved one by one.
+
+    Every round calls each function once, so drifting machine load (frequent on a
+    shared virtual machine) hits all of them alike and their ratios stay fair.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def print_table(rows: list[dict], columns: list[str]) -> None:
     """Print ``rows`` (dicts) as an aligned plain-text table."""
     cells = [[_fmt(row.get(c, "")) for c in columns] for row in rows]

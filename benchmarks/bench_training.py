@@ -23,20 +23,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import machine, median_time, print_table  # noqa: E402
+from _timing import interleaved_medians, machine, print_table  # noqa: E402
 from adafocal_mnist import small_cnn  # noqa: E402
 
 from calkit.training import FLSD53, AdaFocalLoss, DualFocalLoss, FocalLoss  # noqa: E402
 
 
-def _timer(device, repeat):
-    def timed(fn):
-        def run():
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-        return median_time(run, repeat=repeat, warmup=3)
-    return timed
+def _synchronised(fn, device):
+    def run():
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return run
 
 
 def adafocal_ready(device, k, seed=0):
@@ -50,27 +48,30 @@ def adafocal_ready(device, k, seed=0):
 
 
 def loss_rows(device, sizes, repeat):
-    timed, rows = _timer(device, repeat), []
+    rows = []
     for n, k in sizes:
         g = torch.Generator().manual_seed(1)
         logits = (torch.randn(n, k, generator=g) * 3).to(device).requires_grad_()
         target = torch.randint(0, k, (n,), generator=g).to(device)
-        losses = {"FocalLoss(3)": FocalLoss(3.0), "FLSD-53": FLSD53(),
-                  "DualFocal(5)": DualFocalLoss(5.0), "AdaFocal": adafocal_ready(device, k)[0]}
+        losses = {"cross-entropy": F.cross_entropy, "FocalLoss(3)": FocalLoss(3.0),
+                  "FLSD-53": FLSD53(), "DualFocal(5)": DualFocalLoss(5.0),
+                  "AdaFocal": adafocal_ready(device, k)[0]}
 
         def step(fn):
-            return lambda: fn(logits, target).backward()
-        base = timed(step(F.cross_entropy))
-        for name, fn in losses.items():
-            t = timed(step(fn))
+            return _synchronised(lambda: fn(logits, target).backward(), device)
+        # small calls are repeated more: their medians need more samples to settle
+        rounds = max(repeat, min(2000, int(2e6 // (n * k)) * repeat // 15))
+        t = interleaved_medians({name: step(fn) for name, fn in losses.items()},
+                                repeat=rounds, warmup=5)
+        base = t.pop("cross-entropy")
+        for name, seconds in t.items():
             rows.append(dict(device=device.type, case=f"loss fwd+bwd {n} x {k}", what=name,
-                             ms=t * 1e3, ce_ms=base * 1e3, ratio=t / base,
+                             ms=seconds * 1e3, ce_ms=base * 1e3, ratio=seconds / base,
                              target="<= 1.5" if name == "AdaFocal" else "-"))
     return rows
 
 
 def step_rows(device, repeat):
-    timed, rows = _timer(device, repeat), []
     g = torch.Generator().manual_seed(2)
     x = torch.randn(128, 1, 28, 28, generator=g).to(device)
     y = torch.randint(0, 10, (128,), generator=g).to(device)
@@ -84,23 +85,20 @@ def step_rows(device, repeat):
             opt.zero_grad(set_to_none=True)
             fn(model(x), y).backward()
             opt.step()
-        return run
-    # alternate the two measurements so drifting machine load hits both alike
-    ce, af = [], []
-    for _ in range(3):
-        ce.append(timed(step(F.cross_entropy)))
-        af.append(timed(step(ada)))
-    base, t = sorted(ce)[1], sorted(af)[1]
-    rows.append(dict(device=device.type, case="CNN train step, batch 128", what="AdaFocal",
-                     ms=t * 1e3, ce_ms=base * 1e3, ratio=t / base, target="<= 1.05"))
-    return rows
+        return _synchronised(run, device)
+    t = interleaved_medians({"ce": step(F.cross_entropy), "ada": step(ada)},
+                            repeat=4 * repeat, warmup=3)
+    return [dict(device=device.type, case="CNN train step, batch 128", what="AdaFocal",
+                 ms=t["ada"] * 1e3, ce_ms=t["ce"] * 1e3, ratio=t["ada"] / t["ce"],
+                 target="<= 1.05")]
 
 
 def update_rows(device, repeat):
-    timed = _timer(device, repeat)
     loss, z, y = adafocal_ready(device, 10)
-    t = timed(lambda: loss.update(z, y))
-    forward = timed(lambda: F.cross_entropy(z, y))
+    times = interleaved_medians({"update": _synchronised(lambda: loss.update(z, y), device),
+                                 "ce": _synchronised(lambda: F.cross_entropy(z, y), device)},
+                                repeat=repeat, warmup=3)
+    t, forward = times["update"], times["ce"]
     return [dict(device=device.type, case="update, 10,000 x 10 validation", what="AdaFocal",
                  ms=t * 1e3, ce_ms=forward * 1e3, ratio=t / forward,
                  target="< 5 ms (GPU)" if device.type == "cuda" else "-")]
