@@ -72,3 +72,19 @@ def test_rows_off_by_less_than_the_tolerance_pass():
     check_classification(np.zeros(100, dtype=int), p)
     with pytest.raises(ValueError, match="largest deviation"):
         check_classification(np.zeros(100, dtype=int), p, sum_tol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "every_other_row", "float16"])
+def test_row_summary_of_non_contiguous_and_half_inputs(layout):
+    p = _probabilities(3_001, 40)
+    if layout == "fortran":
+        p = np.asfortranarray(p)
+    elif layout == "every_other_row":
+        p = p[::2]
+    else:
+        p = p.astype(np.float16)
+    predicted, confidence, row_sum, valid = _row_summary(p)
+    assert valid
+    np.testing.assert_array_equal(predicted, p.argmax(1))
+    np.testing.assert_array_equal(confidence, p.max(1))
+    np.testing.assert_allclose(row_sum, p.astype(np.float64).sum(1), rtol=0, atol=2e-3)
