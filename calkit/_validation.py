@@ -102,6 +102,8 @@ def check_binary_targets(targets, n: int, name: str = "targets") -> Array:
     t = _as_array(targets, name)
     if t.ndim != 1 or t.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
+    if str(t.dtype).endswith("bool"):  # numpy bool or torch.bool: 0/1 by construction
+        return t
     if not _all((t == 0) | (t == 1)):
         raise ValueError(f"{name} must contain only 0/1 (or boolean) values")
     return t

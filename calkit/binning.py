@@ -61,6 +61,16 @@ class BinTable:
     Derived per-bin quantities (``mean_score``, ``mean_target``, ``gap``,
     ``weight``) are NaN for empty bins.  Arrays are numpy arrays, or torch
     tensors on the input's device when the input was a tensor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import bin_table
+    >>> t = bin_table(np.array([0.2, 0.3, 0.8, 0.9]), np.array([0, 1, 1, 1]), n_bins=2)
+    >>> t.count.tolist(), t.gap.round(6).tolist()  # gap = mean score - accuracy
+    ([2, 2], [-0.25, -0.15])
+    >>> float(np.sum(t.weight * np.abs(t.gap)))  # the L1 ECE of this table
+    0.2
     """
 
     edges: Array
@@ -359,10 +369,32 @@ def _segment_sums(values, pos, count):
 
 def _edge_positions(sorted_values, edges, right: bool, n: int):
     """How many sorted values lie at or below (``right``) / below each edge; ends 0 and n."""
-    pos = xp.searchsorted(xp.as_float64(sorted_values), edges, right=right)
+    pos = xp.searchsorted(sorted_values, _edges_in_dtype(edges, sorted_values, right),
+                          right=right)
     pos[0] = 0
     pos[-1] = n
     return pos
+
+
+def _edges_in_dtype(edges, values, right: bool):
+    """float64 ``edges`` rounded into the float dtype of ``values``, comparisons unchanged.
+
+    Searching float32 values for float64 edges would make a float64 copy of all the
+    values.  Instead each edge is rounded down (``right``: ``v <= e`` iff
+    ``v <= down(e)``) or up (``v < e`` iff ``v < up(e)``) to the nearest value of the
+    values' dtype, which gives the same counts for every value of that dtype.
+    """
+    if values.dtype == edges.dtype:
+        return edges
+    if xp.is_torch(edges):
+        torch = xp.torch_module()
+        rounded = edges.to(values.dtype)
+        away = rounded.to(edges.dtype) > edges if right else rounded.to(edges.dtype) < edges
+        step = torch.full_like(rounded, -torch.inf if right else torch.inf)
+        return torch.where(away, torch.nextafter(rounded, step), rounded)
+    rounded = edges.astype(values.dtype)
+    away = rounded > edges if right else rounded < edges
+    return np.where(away, np.nextafter(rounded, -np.inf if right else np.inf), rounded)
 
 
 def _edges_of_nonempty_bins(count, closed):
@@ -389,6 +421,14 @@ def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
     multiset of (score, target) pairs, never on the input order.  On numpy the
     pair is packed into one integer key (score bits shifted left, target in the
     lowest bit), which sorts several times faster than ``argsort``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import sorted_pairs
+    >>> s, t = sorted_pairs(np.array([0.7, 0.2, 0.7, 0.5]), np.array([1, 0, 0, 1]))
+    >>> s.tolist(), t.tolist()  # the tie at 0.7 is ordered by target
+    ([0.2, 0.5, 0.7, 0.7], [False, True, False, True])
     """
     if xp.is_torch(scores):
         torch = xp.torch_module()
@@ -410,7 +450,18 @@ def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
 
 def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
                       closed: Closed = "right", strategy: str = "explicit") -> BinTable:
-    """Bin table of already-sorted pairs by prefix sums: O(N) plus O(B log N)."""
+    """Bin table of already-sorted pairs by prefix sums: O(N) plus O(B log N).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import bin_table, sorted_pairs, table_from_sorted, uniform_edges
+    >>> rng = np.random.default_rng(0)
+    >>> scores, targets = rng.random(1000), rng.random(1000) < 0.5
+    >>> t = table_from_sorted(*sorted_pairs(scores, targets), uniform_edges(10))
+    >>> bool(np.array_equal(t.count, bin_table(scores, targets, n_bins=10).count))
+    True
+    """
     n = int(sorted_scores.shape[0])
     pos = _edge_positions(sorted_scores, edges, closed == "right", n)
     return table_from_ranks(sorted_scores, sorted_targets, pos, edges, closed, strategy)
@@ -424,6 +475,15 @@ def table_from_ranks(sorted_scores: Array, sorted_targets: Array, boundaries: Ar
     Bin ``j`` holds the sorted samples ``boundaries[j]:boundaries[j+1]``.  When
     ``edges`` is None they are the midpoints between neighbouring bins' scores.
     ``prefix`` may pass precomputed ``(cumsum0(scores), cumsum0(targets))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import table_from_ranks
+    >>> s, t = np.array([0.1, 0.2, 0.6, 0.7, 0.9]), np.array([0, 0, 1, 0, 1])
+    >>> table = table_from_ranks(s, t, np.array([0, 2, 5]))  # bins: 2 and 3 samples
+    >>> table.count.tolist(), table.mean_target.tolist(), table.edges.tolist()
+    ([2, 3], [0.0, 0.6666666666666666], [0.0, 0.4, 1.0])
     """
     cs, ct = prefix if prefix is not None else (xp.cumsum0(sorted_scores),
                                                  xp.cumsum0(sorted_targets))

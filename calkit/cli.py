@@ -40,7 +40,20 @@ examples:
 
 
 class CliError(Exception):
-    """An error the command line reports in one line and exits with ``code``."""
+    """An error the command line reports in one line and exits with ``code``.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from calkit.cli import EXIT_USAGE, CliError, main
+    >>> err = CliError("--n-bins must be a positive integer, got 0", EXIT_USAGE)
+    >>> err.code, str(err)
+    (2, '--n-bins must be a positive integer, got 0')
+    >>> with contextlib.redirect_stderr(io.StringIO()) as stderr:   # main catches it
+    ...     code = main(["evaluate", "--example", "--n-bins", "0"])
+    >>> code, stderr.getvalue().strip()
+    (2, 'calkit: error: --n-bins must be a positive integer, got 0')
+    """
 
     def __init__(self, message: str, code: int = EXIT_DATA):
         super().__init__(message)
@@ -87,7 +100,18 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``calkit`` command."""
+    """The argument parser of the ``calkit`` command.
+
+    Examples
+    --------
+    >>> from calkit.cli import build_parser
+    >>> args = build_parser().parse_args(["evaluate", "model.npz", "--probs", "--n-bins", "10"])
+    >>> args.command, [str(f) for f in args.files], args.kind, args.n_bins, args.strategy
+    ('evaluate', ['model.npz'], 'probs', 10, 'uniform')
+    >>> args = build_parser().parse_args(["calibrate", "--val", "v.npz", "--test", "t.npz"])
+    >>> args.command, str(args.val), args.method, args.kind
+    ('calibrate', 'v.npz', 'ts', 'auto')
+    """
     from calkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -134,7 +158,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``calkit`` console script; returns the exit code."""
+    """Entry point of the ``calkit`` console script; returns the exit code.
+
+    ``argv`` defaults to ``sys.argv[1:]``.  The metrics table goes to stdout,
+    progress and error messages to stderr.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from calkit.cli import main
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     code = main(["evaluate", "--example", "--no-plots", "--format", "md", "--out", out])
+    ...     written = sorted(p.name for p in Path(out).iterdir())
+    metric                            value
+    --------------------------------  ------
+    accuracy                          0.9545
+    ECE, 15 equal-width bins          0.0400
+    ECE, 15 equal-mass bins           0.0393
+    debiased ECE (L2, 15 equal-mass)  0.0789
+    sweep ECE (L1, equal-mass)        0.0392
+    smooth ECE                        0.0530
+    MCE, 15 equal-width bins          0.5147
+    Brier score                       0.0847
+    NLL (log loss)                    0.3962
+    >>> code, written
+    (0, ['report.json', 'report.md'])
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -17,7 +17,19 @@ EXAMPLE_FILE = "cifar10_resnet50_ce_test_2000.npz"
 
 
 def example_path() -> Path:
-    """Path of the bundled example ``.npz`` file (keys ``logits``, ``labels``)."""
+    """Path of the bundled example ``.npz`` file (keys ``logits``, ``labels``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.datasets import example_path
+    >>> path = example_path()
+    >>> path.name, path.is_file()
+    ('cifar10_resnet50_ce_test_2000.npz', True)
+    >>> with np.load(path) as data:
+    ...     sorted(data.files), data["logits"].shape
+    (['indices', 'labels', 'logits'], (2000, 10))
+    """
     return Path(str(resources.files("calkit") / "data" / EXAMPLE_FILE))
 
 

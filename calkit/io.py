@@ -57,7 +57,24 @@ _PICKLE_HINT = ("pickle files can run arbitrary code and are not loaded; re-save
 
 
 class LoadError(ValueError):
-    """A file could not be turned into predictions; the message says why, in one line."""
+    """A file could not be turned into predictions; the message says why, in one line.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from calkit.io import LoadError, load_predictions
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "outputs.pkl"
+    ...     _ = path.write_bytes(b"")
+    ...     try:
+    ...         load_predictions(path)
+    ...     except LoadError as exc:
+    ...         print(str(exc).split(";")[0])
+    outputs.pkl: pickle files can run arbitrary code and are not loaded
+    >>> issubclass(LoadError, ValueError)
+    True
+    """
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,20 @@ class Predictions:
         The logits, when the file held logits.
     source : dict
         File name and the keys / columns used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import softmax
+    >>> from calkit.datasets import example_path
+    >>> from calkit.io import load_predictions
+    >>> pred = load_predictions(example_path())
+    >>> pred.kind, pred.n_samples, pred.view, pred.logits.shape
+    ('logits', 2000, 'top_label', (2000, 10))
+    >>> bool(np.allclose(pred.y_prob, softmax(pred.logits)))
+    True
+    >>> pred.describe()
+    'cifar10_resnet50_ce_test_2000.npz: 2000x10 logits (scores=logits, labels=labels)'
     """
 
     y_true: np.ndarray

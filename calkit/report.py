@@ -57,6 +57,22 @@ class Summary:
         ``"uniform"`` / ``"quantile"`` -> the BinTable behind the ECE values.
     settings : dict
         ``n_bins``, ``view``, ``n_samples``, ``confidence_level``...
+
+    Examples
+    --------
+    >>> from calkit import ece, softmax
+    >>> from calkit.datasets import load_example
+    >>> from calkit.report import summarize
+    >>> logits, labels = load_example()
+    >>> s = summarize(labels, softmax(logits), n_bins=10)
+    >>> s.settings["n_samples"], list(s.tables), s.tables["uniform"].n_bins
+    (2000, ['uniform', 'quantile'], 10)
+    >>> bool(s.metrics["ece_uniform"] == ece(labels, softmax(logits), n_bins=10))
+    True
+    >>> s.label("ece_uniform"), round(s.metrics["accuracy"], 4)
+    ('ECE, 10 equal-width bins', 0.9545)
+    >>> sorted(s.to_dict())
+    ['bins', 'intervals', 'metrics', 'settings']
     """
 
     metrics: dict
@@ -89,6 +105,24 @@ def metric_specs(n_bins: int = 15, view: str = "top_label",
     The same specs give the values (:func:`summarize`) and the bootstrap
     intervals (:func:`bootstrap_intervals`), so both always describe the same
     numbers.  ``smooth_ece`` is included when :mod:`calkit.metrics.smooth` exists.
+
+    Examples
+    --------
+    >>> from calkit import ece, softmax
+    >>> from calkit.datasets import load_example
+    >>> from calkit.report import metric_specs
+    >>> specs = metric_specs(n_bins=10)
+    >>> list(specs)
+    ['accuracy', 'ece_uniform', 'ece_quantile', 'debiased_ece', 'sweep_ece', 'smooth_ece',
+     'mce_uniform', 'brier', 'nll']
+    >>> func, kwargs = specs["ece_quantile"]
+    >>> func.__name__, kwargs
+    ('calibration_error', {'n_bins': 10, 'view': 'top_label', 'strategy': 'quantile'})
+    >>> logits, labels = load_example()
+    >>> probs = softmax(logits)
+    >>> bool(float(func(labels, probs, **kwargs)) == ece(labels, probs, n_bins=10,
+    ...                                                   strategy="quantile"))
+    True
     """
     binned = dict(n_bins=n_bins, view=view)
     specs = {
@@ -258,7 +292,28 @@ def _as_mapping(summaries) -> dict:
 
 def to_markdown(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibration report",
                 source: str = "", images: Sequence[str | Path] = ()) -> str:
-    """Markdown report: the metrics table and links to the PNG diagrams (same folder)."""
+    """Markdown report: the metrics table and links to the PNG diagrams (same folder).
+
+    Examples
+    --------
+    >>> from calkit.report import Summary, to_markdown
+    >>> s = Summary({"accuracy": 0.9, "ece_uniform": 0.04},
+    ...             settings={"n_bins": 15, "n_samples": 1000, "view": "top_label"})
+    >>> print(to_markdown(s, source="model.npz", images=["out/reliability_uniform.png"]),
+    ...       end="")
+    # Calibration report
+    <BLANKLINE>
+    Data: `model.npz`
+    <BLANKLINE>
+    1000 samples, view `top_label`.
+    <BLANKLINE>
+    | metric | value |
+    |:---|---:|
+    | accuracy | 0.9000 |
+    | ECE, 15 equal-width bins | 0.0400 |
+    <BLANKLINE>
+    ![reliability_uniform](reliability_uniform.png)
+    """
     summaries = _as_mapping(summaries)
     header, rows = _rows(summaries)
     lines = [f"# {title}", ""]
@@ -284,7 +339,21 @@ def _settings_line(summaries: Mapping[str, Summary]) -> str:
 
 def to_html(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibration report",
             source: str = "", images: Sequence[str | Path] = ()) -> str:
-    """Self-contained HTML report: the table and the PNG diagrams embedded as base64."""
+    """Self-contained HTML report: the table and the PNG diagrams embedded as base64.
+
+    Examples
+    --------
+    >>> from calkit.report import Summary, to_html
+    >>> settings = {"n_bins": 15, "n_samples": 1000, "view": "top_label"}
+    >>> page = to_html({"before": Summary({"ece_uniform": 0.04}, settings=settings),
+    ...                 "after": Summary({"ece_uniform": 0.01}, settings=settings)})
+    >>> page.startswith("<!DOCTYPE html>"), "<h1>Calibration report</h1>" in page
+    (True, True)
+    >>> "<tr><th>metric</th><th>before</th><th>after</th></tr>" in page
+    True
+    >>> "<td>ECE, 15 equal-width bins</td><td>0.0400</td><td>0.0100</td>" in page
+    True
+    """
     summaries = _as_mapping(summaries)
     header, rows = _rows(summaries)
     esc = html.escape

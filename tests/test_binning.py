@@ -207,3 +207,36 @@ def test_properties_counts_sums_and_permutation_invariance(values, n_bins, strat
     count, _, tsum = brute_bins(s, t, np.asarray(table.edges), closed)
     np.testing.assert_array_equal(table.count, count)
     np.testing.assert_allclose(table.sum_target, tsum)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
+@pytest.mark.parametrize("right", [True, False])
+def test_edge_search_in_the_values_dtype_equals_the_float64_search(dtype, right):
+    # Edges are float64; the values are searched in their own dtype with each edge rounded
+    # down (right) or up (left).  Values on and next to every rounded edge must count alike.
+    from calkit.binning import _edge_positions
+
+    rng = np.random.default_rng(3)
+    edges = np.concatenate([[0.0], np.sort(rng.random(13)), [1.0 / 3.0, 1.0]])
+    edges = np.unique(np.clip(edges, 0, 1))
+    torch_dtype = None
+    if dtype == "bfloat16":
+        torch = pytest.importorskip("torch")
+        torch_dtype = torch.bfloat16
+        near = torch.tensor(edges).to(torch_dtype)
+        around = torch.cat([near, torch.nextafter(near, torch.full_like(near, 2.0)),
+                            torch.nextafter(near, torch.full_like(near, -1.0))])
+        values = torch.cat([around, torch.rand(500, generator=torch.Generator().manual_seed(0))
+                            .to(torch_dtype)]).clamp(0, 1).sort().values
+        as64 = values.double().numpy()
+        got = _edge_positions(values, torch.tensor(edges), right, len(values)).numpy()
+    else:
+        near = edges.astype(dtype)
+        around = np.concatenate([near, np.nextafter(near, np.array(2, dtype)),
+                                 np.nextafter(near, np.array(-1, dtype))])
+        values = np.sort(np.clip(np.concatenate([around, rng.random(500).astype(dtype)]), 0, 1))
+        as64 = values.astype(np.float64)
+        got = _edge_positions(values, edges, right, len(values))
+    want = np.searchsorted(as64, edges, side="right" if right else "left")
+    want[0], want[-1] = 0, len(values)
+    np.testing.assert_array_equal(got, want)

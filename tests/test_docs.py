@@ -132,6 +132,8 @@ def test_known_names_without_examples_only_shrinks(conf):
     known = conf["KNOWN_WITHOUT_EXAMPLES"]
     gained = sorted(known - missing)
     assert not gained, f"remove from KNOWN_WITHOUT_EXAMPLES in docs/conf.py: {gained}"
+    new = sorted(missing - known)
+    assert not new, f"public names without an Examples section: {new}"
 
 
 # ------------------------------------------------------------------------------ toctrees

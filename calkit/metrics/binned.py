@@ -81,6 +81,21 @@ def error_from_table(table: BinTable, norm: Norm = "l1") -> Array:
     ``max``: ``max_b |gap_b|`` over non-empty bins.  Empty bins contribute nothing.
     Tables whose arrays have leading batch axes (bins last, e.g. bootstrap
     resamples) give one error per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import ece
+    >>> from calkit.binning import bin_table
+    >>> from calkit.metrics import error_from_table
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=1000)
+    >>> y = (rng.uniform(size=1000) < p ** 2).astype(int)   # over-confident
+    >>> t = bin_table(p, y, n_bins=10)
+    >>> [round(float(error_from_table(t, norm)), 4) for norm in ("l1", "l2", "max")]
+    [0.1499, 0.1671, 0.2303]
+    >>> bool(np.isclose(error_from_table(t), ece(y, p, n_bins=10, view="positive")))
+    True
     """
     diff = xp.abs_(table.sum_score - table.sum_target)
     if norm == "l1":
@@ -98,6 +113,22 @@ def debiased_error_from_table(table: BinTable) -> Array:
     ``sqrt(max(0, sum_{b: n_b >= 2} (n_b / N) [gap_b^2 - a_b (1 - a_b) / (n_b - 1)]))``
     with ``a_b`` the bin's mean target.  Bins with fewer than two samples are left
     out entirely, as in ``uncertainty-calibration``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import debiased_ece
+    >>> from calkit.binning import bin_table
+    >>> from calkit.metrics import debiased_error_from_table, error_from_table
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=1000)
+    >>> y = (rng.uniform(size=1000) < p ** 2).astype(int)
+    >>> t = bin_table(p, y, n_bins=10, strategy="quantile")
+    >>> round(float(debiased_error_from_table(t)), 4), round(float(error_from_table(t, "l2")), 4)
+    (0.1655, 0.1697)
+    >>> bool(np.isclose(debiased_error_from_table(t),
+    ...                 debiased_ece(y, p, n_bins=10, view="positive")))
+    True
     """
     n = xp.as_float64(table.count)
     ok = table.count >= 2

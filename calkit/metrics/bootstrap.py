@@ -95,6 +95,22 @@ class BootstrapResult:
     settings : dict
         ``n_resamples``, ``random_state``, ``route`` ("binned" or "generic"),
         ``metric`` (its name) and the metric keyword arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit import ece
+    >>> from calkit.metrics.bootstrap import bootstrap
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.5, 1, 1000)
+    >>> y = (rng.uniform(size=1000) < p - 0.1).astype(int)   # over-confident by 0.1
+    >>> r = bootstrap(ece, y, p, view="positive", n_resamples=200, random_state=0)
+    >>> r.method, r.confidence, r.distribution.shape, r.settings["metric"]
+    ('percentile', 0.95, (200,), 'ece')
+    >>> bool(float(r) == ece(y, p, view="positive")), round(r.low, 3), round(r.high, 3)
+    (True, 0.059, 0.112)
+    >>> bool(np.allclose([r.low, r.high], np.percentile(r.distribution, [2.5, 97.5])))
+    True
     """
 
     value: float

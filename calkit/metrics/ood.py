@@ -126,6 +126,24 @@ class OODResult:
         The score threshold (accept ``score >= threshold``) behind ``fpr_at_tpr``.
     settings : dict
         ``tpr``, ``positive``, ``n_in``, ``n_out``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.metrics.ood import ood_metrics, ood_score
+    >>> rng = np.random.default_rng(0)
+    >>> z_in = rng.normal(size=(500, 10)) + 4 * np.eye(10)[rng.integers(0, 10, 500)]
+    >>> z_out = rng.normal(size=(300, 10))   # no class stands out
+    >>> s_in, s_out = ood_score(z_in, "energy"), ood_score(z_out, "energy")
+    >>> r = ood_metrics(s_in, s_out)
+    >>> round(r.auroc, 4), r.fpr_at_tpr, r.settings["n_in"], r.settings["n_out"]
+    (0.981, 0.09, 500, 300)
+    >>> bool(np.isclose(r.auroc, np.mean(s_in[:, None] > s_out)))   # P(in scores above out)
+    True
+    >>> float(np.mean(s_in >= r.threshold)), float(np.mean(s_out >= r.threshold))
+    (0.95, 0.09)
+    >>> sorted(r.to_dict())[:4]
+    ['aupr_in', 'aupr_out', 'auroc', 'fpr_at_tpr']
     """
 
     auroc: float

@@ -52,6 +52,20 @@ class RiskCoverage:
     aurc, eaurc : float
         Area under the risk-coverage curve and its excess over the oracle.
     n_samples, n_errors : int
+
+    Examples
+    --------
+    >>> from calkit import accuracy, softmax
+    >>> from calkit.datasets import load_example
+    >>> from calkit.metrics import risk_coverage
+    >>> logits, labels = load_example()
+    >>> rc = risk_coverage(labels, softmax(logits))
+    >>> rc.n_samples, rc.n_errors, float(rc.coverage[-1])
+    (2000, 91, 1.0)
+    >>> bool(abs(rc.risk[-1] - (1 - accuracy(labels, softmax(logits)))) < 1e-12)  # all answered
+    True
+    >>> round(rc.aurc, 4), round(rc.eaurc, 4), rc.accuracy_at_coverage(0.8)
+    (0.0093, 0.0082, 0.99125)
     """
 
     coverage: np.ndarray

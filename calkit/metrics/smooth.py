@@ -66,6 +66,19 @@ class SmoothECEResult:
     band : (ndarray, ndarray) or None
         Pointwise bootstrap percentile band ``(low, high)`` of :attr:`curve` on
         ``grid`` (numpy, host), when asked for with ``band=``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.metrics.smooth import smooth_ece
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=2000)
+    >>> y = (rng.uniform(size=2000) < p ** 2).astype(int)   # over-confident
+    >>> r = smooth_ece(y, p, view="positive")
+    >>> round(float(r), 3), r.grid.shape == r.curve.shape == r.density.shape
+    (0.168, True)
+    >>> bool(np.isclose(float(r), np.mean(np.abs(r.residual) * r.density)))   # density-weighted
+    True
     """
 
     value: object
@@ -208,7 +221,27 @@ def _fixed_point_sigma(mass: _GridMass, eps: float) -> float:
 
 def smooth_ece_from_scores(scores: Array, targets: Array, sigma: float | None = None,
                            eps: float = 1e-3) -> SmoothECEResult:
-    """Smooth ECE of validated 1-D ``scores`` in [0, 1] against 0/1 ``targets``."""
+    """Smooth ECE of validated 1-D ``scores`` in [0, 1] against 0/1 ``targets``.
+
+    The core of :func:`smooth_ece` once a view has turned the data into
+    (score, target) pairs; ``sigma=None`` finds the fixed point ``smECE(sigma) = sigma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.metrics.smooth import smooth_ece, smooth_ece_from_scores
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=1000)
+    >>> y = (rng.uniform(size=1000) < p ** 2).astype(float)
+    >>> r = smooth_ece_from_scores(p, y)
+    >>> round(float(r), 3), bool(abs(float(r) - r.sigma) < 1e-3)   # a fixed point
+    (0.15, True)
+    >>> bool(float(r) == float(smooth_ece(y.astype(int), p, view="positive")))
+    True
+    >>> fixed = smooth_ece_from_scores(p, y, sigma=0.05)
+    >>> fixed.sigma, fixed.settings["sigma_given"]
+    (0.05, True)
+    """
     s = xp.as_float64(scores)
     mass = _GridMass(s, s - xp.as_float64(targets))
     sigma_given = sigma is not None

@@ -357,6 +357,19 @@ def smooth_visible(result) -> np.ndarray:
     sqrt(2 pi) sigma`` (``density`` averages 1 on [0, 1]); the curve and its band
     are drawn where that is at least ``SMOOTH_MIN_SAMPLES`` (3).  Elsewhere the
     kernel estimate rests on less than a few samples (or only on the regulariser).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.metrics.smooth import smooth_ece
+    >>> from calkit.plotting.reliability import smooth_visible
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.5, 1, 300)                      # no score below 0.5
+    >>> y = (rng.uniform(size=300) < p).astype(int)
+    >>> r = smooth_ece(y, p, view="positive")
+    >>> seen = smooth_visible(r)
+    >>> seen.shape == r.grid.shape, round(float(r.grid[seen].min()), 2), bool(seen[-1])
+    (True, 0.44, True)
     """
     density = np.asarray(to_numpy(result.density), dtype=np.float64)
     n = result.settings.get("n_samples", 0)
