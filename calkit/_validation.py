@@ -12,15 +12,13 @@ metrics need anyway.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 
 from calkit._array import Array, is_torch, torch_module
+from calkit._threads import share_work, worker_count
 
 _ROW_BLOCK_BYTES = 1 << 19  # rows are processed in blocks of about 512 KiB (well inside L2)
 
@@ -261,7 +259,7 @@ def _row_summary(p):
     row_sum = np.empty(n, dtype=p.dtype)
     block = max(1, _ROW_BLOCK_BYTES // max(1, k * p.itemsize))
     # several parts per worker, so that a thread the OS pauses does not hold up the rest
-    n_parts = 4 * _worker_count() if p.nbytes >= _THREADED_BYTES else 1
+    n_parts = 4 * worker_count() if p.nbytes >= _THREADED_BYTES else 1
     bounds = np.linspace(0, n, n_parts + 1).astype(int) // block * block
     bounds[-1] = n
     ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
@@ -275,7 +273,7 @@ def _row_summary(p):
     if len(ranges) == 1:
         summarise(*ranges[0])
     else:
-        _share_work(summarise, ranges)
+        share_work(summarise, ranges)
     # gathered once afterwards: fancy indexing inside the threads would hold the GIL
     confidence = _take_per_row(p, predicted)
     inf_bits = np.array(np.inf, dtype=p.dtype).view(bits.dtype)[()]
@@ -289,17 +287,6 @@ def _row_summary(p):
 
 
 _THREADED_BYTES = 8 << 20  # matrices from 8 MiB on are summarised by several threads
-_POOL = None
-
-
-def _worker_count() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
-
-
 def _take_per_row(p: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``p[i, index[i]]`` for every row ``i`` (a flat ``take`` when ``p`` is C-contiguous)."""
     if p.flags.c_contiguous:
@@ -307,39 +294,6 @@ def _take_per_row(p: np.ndarray, index: np.ndarray) -> np.ndarray:
         flat += index
         return p.reshape(-1).take(flat)
     return np.take_along_axis(p, index[:, None], axis=1)[:, 0]
-
-
-def _share_work(fn, parts: list[tuple]) -> list:
-    """``[fn(*part) for part in parts]``, computed by this thread and the pool's together.
-
-    The calling thread takes parts too (it is running already; a pool thread may
-    first have to be woken), and parts are handed out one at a time, so a thread
-    that the OS pauses delays only the part it holds.
-    """
-    todo = iter(enumerate(parts))
-    lock = threading.Lock()
-    results: dict[int, object] = {}
-
-    def drain() -> None:
-        while True:
-            with lock:
-                item = next(todo, None)
-            if item is None:
-                return
-            results[item[0]] = fn(*item[1])
-
-    helpers = [_thread_pool().submit(drain) for _ in range(_worker_count() - 1)]
-    drain()
-    for helper in helpers:
-        helper.result()
-    return [results[i] for i in range(len(parts))]
-
-
-def _thread_pool():
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_worker_count(), thread_name_prefix="calkit")
-    return _POOL
 
 
 def check_labels(y_true, n: int, n_classes: int, like=None) -> Array:
