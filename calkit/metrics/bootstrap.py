@@ -15,11 +15,12 @@ metric would return on each resampled data set:
 * **binned route** (:func:`calkit.ece`, :func:`calkit.calibration_error` and
   :func:`calkit.debiased_ece` with ``strategy="uniform"`` and the top-label or
   positive view): the bins do not depend on the data, so every sample's bin is
-  found once; each block of resamples then becomes a batch of bin tables with
-  two ``bincount`` calls over the resampled indices (no per-resample pipeline,
-  no Python loop over resamples or samples), reduced by
-  :func:`~calkit.metrics.error_from_table` row by row in one call.  The
-  leave-one-out tables BCa needs are built the same way in O(N B).
+  found once; each block of resamples then becomes a batch of bin tables built
+  by the engine (:func:`calkit.binning.resampled_tables`: ``bin_sum`` calls over
+  the resampled (bin, target) ids, no per-resample pipeline, no Python loop over
+  resamples or samples), reduced by :func:`~calkit.metrics.error_from_table` row
+  by row in one call.  The leave-one-out tables BCa needs are the full table
+  minus one sample each, in O(N B).
 * **generic route** (any other callable, including quantile bins whose edges
   move with the data): the metric is called once per resample on the resampled
   arrays (and ``N`` more times for BCa's jackknife).
@@ -60,7 +61,7 @@ from scipy.special import ndtr, ndtri
 from calkit import _array as xp
 from calkit._progress import ProgressBar
 from calkit._validation import check_classification, check_option
-from calkit.binning import BinTable, assign_bins, uniform_edges
+from calkit.binning import BinTable, assign_bins, bin_table, resampled_tables, uniform_edges
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import (
     calibration_error,
@@ -136,45 +137,37 @@ class BootstrapResult:
 
 
 class _BinnedStatistic:
-    """A fixed-edge binned metric evaluated on batches of bin tables."""
+    """A fixed-edge binned metric evaluated on batches of bin tables (the engine's)."""
 
     def __init__(self, scores, targets, n_bins: int, closed: str, reduce):
         self.scores = np.asarray(scores, dtype=np.float64)
-        self.n_bins = n_bins
+        self.targets = np.asarray(targets, dtype=bool)
         self.edges = uniform_edges(n_bins)
-        self.key = 2 * assign_bins(self.scores, self.edges, closed) + np.asarray(targets, bool)
+        self.index = assign_bins(self.scores, self.edges, closed)
         self.closed = closed
         self.reduce = reduce
 
-    def _tables(self, count2, sum_score, n_samples) -> BinTable:
-        """Batch of tables from per-(bin, target) counts of shape (R, 2B)."""
-        pairs = count2.reshape(count2.shape[0], self.n_bins, 2)
-        return BinTable(self.edges, pairs.sum(-1), sum_score, pairs[..., 1].astype(np.float64),
-                        "uniform", self.closed, n_samples=n_samples)
-
     def on_indices(self, idx: np.ndarray) -> np.ndarray:
-        rows, n = idx.shape
-        offset = (np.arange(rows) * (2 * self.n_bins))[:, None]
-        keys = self.key[idx] + offset
-        count2 = np.bincount(keys.ravel(), minlength=rows * 2 * self.n_bins)
-        sum_score = np.bincount((keys >> 1).ravel(), weights=self.scores[idx].ravel(),
-                                minlength=rows * self.n_bins)
-        table = self._tables(count2.reshape(rows, -1), sum_score.reshape(rows, -1), n)
+        table = resampled_tables(self.index, self.scores, self.targets, idx, self.edges,
+                                 self.closed, "uniform")
         return np.asarray(self.reduce(table), dtype=np.float64)
 
     def jackknife(self) -> np.ndarray:
-        n = len(self.key)
-        count2 = np.bincount(self.key, minlength=2 * self.n_bins)
-        sum_score = np.bincount(self.key >> 1, weights=self.scores, minlength=self.n_bins)
+        """The metric on every leave-one-out sample: the full table minus one sample."""
+        full = bin_table(self.scores, self.targets, edges=self.edges, closed=self.closed)
+        n = len(self.scores)
         out = np.empty(n)
-        block = max(1, _BLOCK_ELEMENTS // (4 * self.n_bins))
+        block = max(1, _BLOCK_ELEMENTS // (4 * len(full.count)))
         for start in range(0, n, block):
             rows = np.arange(start, min(n, start + block))
-            c2 = np.tile(count2, (len(rows), 1))
-            c2[np.arange(len(rows)), self.key[rows]] -= 1
-            ss = np.tile(sum_score, (len(rows), 1))
-            ss[np.arange(len(rows)), self.key[rows] >> 1] -= self.scores[rows]
-            out[rows] = self.reduce(self._tables(c2, ss, n - 1))
+            drop = np.arange(len(rows)), self.index[rows]
+            count, sum_score, sum_target = (np.tile(a, (len(rows), 1)) for a in
+                                            (full.count, full.sum_score, full.sum_target))
+            count[drop] -= 1
+            sum_score[drop] -= self.scores[rows]
+            sum_target[drop] -= self.targets[rows]
+            out[rows] = self.reduce(BinTable(self.edges, count, sum_score, sum_target,
+                                             "uniform", self.closed, n_samples=n - 1))
         return out
 
 
