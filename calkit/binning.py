@@ -370,38 +370,18 @@ def resampled_tables(index, scores, targets, resamples, edges, closed: Closed = 
 
 
 def _bin_table_quantile(scores, targets, n_bins, closed) -> BinTable:
-    s = _sort(scores)
+    """Equal-mass table: one sort of the (score, target) pairs, then segment sums."""
+    s, t = sorted_pairs(scores, targets)
     edges = _quantile_edges_sorted(s, n_bins)
-    table = _table_from_sorted_scores(s, scores, targets, edges, closed)
-    keep = _edges_of_nonempty_bins(table.count, closed)
-    if bool(keep.all()):
-        return table
-    nonempty = table.count > 0
-    return BinTable(table.edges[keep], table.count[nonempty], table.sum_score[nonempty],
-                    table.sum_target[nonempty], "quantile", closed, table.n_samples)
-
-
-def _table_from_sorted_scores(sorted_scores, scores, targets, edges, closed) -> BinTable:
-    """Quantile bin table from the sorted scores, with no per-sample bin index.
-
-    Counts and score sums come from positions of the edges in the sorted scores
-    and a prefix sum.  Target sums (0/1 targets) come from sorting only the
-    smaller of the positive and negative subsets: bins are defined by value, so
-    the order of tied scores never matters.
-    """
-    n = int(sorted_scores.shape[0])
-    right = closed == "right"
-    pos = _edge_positions(sorted_scores, edges, right, n)
+    n = int(s.shape[0])
+    pos = _edge_positions(s, edges, closed == "right", n)
     count = pos[1:] - pos[:-1]
-    sum_score = _segment_sums(sorted_scores, pos, count)
-    positive = targets != 0
-    n_pos = int(positive.sum())
-    subset = positive if 2 * n_pos <= n else ~positive
-    sub_pos = _edge_positions(_sort(scores[subset]), edges, right, int(subset.sum()))
-    sub_count = sub_pos[1:] - sub_pos[:-1]
-    sum_target = sub_count if subset is positive else count - sub_count
-    return BinTable(edges, count, sum_score, xp.as_float64(sum_target), "quantile", closed,
-                    n_samples=n)
+    keep = _edges_of_nonempty_bins(count, closed)
+    if not bool(keep.all()):  # tied scores left bins empty: merge them away
+        edges, pos = edges[keep], pos[keep]
+        count = pos[1:] - pos[:-1]
+    return BinTable(edges, count, _segment_sums(s, pos, count), _segment_sums(t, pos, count),
+                    "quantile", closed, n_samples=n)
 
 
 def _segment_sums(values, pos, count):
@@ -464,12 +444,17 @@ def _edges_of_nonempty_bins(count, closed):
 
 
 def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
-    """Scores sorted increasingly, with their 0/1 targets in the same order.
+    """Scores sorted increasingly, with their 0/1 targets (as booleans) in the same order.
 
     Ties are ordered by target (0 before 1), so the result depends only on the
-    multiset of (score, target) pairs, never on the input order.  On numpy the
-    pair is packed into one integer key (score bits shifted left, target in the
-    lowest bit), which sorts several times faster than ``argsort``.
+    multiset of (score, target) pairs, never on the input order.  Each pair is
+    packed into one integer key, the score's bit pattern shifted left with the
+    target in the lowest bit, and the keys are sorted once: for non-negative
+    floats the bit patterns are ordered like the values.  On numpy the keys are
+    unsigned integers as wide as the scores (a float32 sort costs about one
+    ``np.sort`` of the scores, several times less than ``argsort``); on torch they
+    are int64.  ``scores`` must be non-negative (validated scores lie in [0, 1]);
+    ``-0.0`` comes back as ``0.0``.
 
     Examples
     --------
@@ -481,20 +466,20 @@ def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
     """
     if xp.is_torch(scores):
         torch = xp.torch_module()
-        order = torch.argsort(targets.to(torch.uint8), stable=True)
-        s = scores[order]
-        s, order2 = torch.sort(s, stable=True)
-        return s, targets[order][order2]
+        width = {2: torch.int16, 4: torch.int32, 8: torch.int64}[scores.element_size()]
+        key = (scores.view(width).to(torch.int64) << 1) | targets.to(torch.int64)
+        key = key.sort().values
+        return (key >> 1).to(width).view(scores.dtype), (key & 1).bool()
     s = np.asarray(scores)
     if not np.issubdtype(s.dtype, np.floating) or s.dtype.itemsize > 8:
         s = s.astype(np.float64)
-    bits = s.view(np.dtype(f"int{8 * s.itemsize}")).astype(np.int64)
-    key = (bits << 1) | np.asarray(targets, dtype=bool)
+    unsigned = np.dtype(f"u{s.itemsize}")
+    key = s.view(unsigned) << unsigned.type(1)
+    key |= np.asarray(targets, dtype=bool)
     key.sort()
-    t = (key & 1).astype(bool)
-    key >>= 1
-    s_sorted = key.astype(np.dtype(f"int{8 * s.itemsize}")).view(s.dtype)
-    return s_sorted, t
+    t = (key & unsigned.type(1)).astype(bool)
+    key >>= unsigned.type(1)
+    return key.view(s.dtype), t
 
 
 def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,

@@ -146,6 +146,29 @@ def test_sorted_pairs_orders_ties_by_target(dtype):
     assert tt.tolist() == [True, False, False, True, True, False]
 
 
+@pytest.mark.parametrize("kind", ["float16", "float32", "float64", "torch32", "torch_bf16"])
+def test_sorted_pairs_equals_a_lexicographic_sort(kind):
+    # packed (bit pattern, target) keys against numpy's lexsort, with many ties and subnormals
+    rng = np.random.default_rng(5)
+    s = np.round(rng.random(3000), 2)
+    s[:5] = [0.0, 1.0, np.finfo(np.float32).smallest_subnormal, 0.5, 0.5]
+    t = rng.random(3000) < 0.5
+    if kind.startswith("torch"):
+        torch = pytest.importorskip("torch")
+        dtype = torch.float32 if kind == "torch32" else torch.bfloat16
+        scores, targets = torch.tensor(s).to(dtype), torch.tensor(t)
+        ss, tt = sorted_pairs(scores, targets)
+        assert ss.dtype == dtype and tt.dtype == torch.bool
+        s, ss, tt = scores.double().numpy(), ss.double().numpy(), tt.numpy()
+    else:
+        s = s.astype(kind)
+        ss, tt = sorted_pairs(s, t)
+        assert ss.dtype == np.dtype(kind)
+    order = np.lexsort((t, s))
+    np.testing.assert_array_equal(ss, s[order])
+    np.testing.assert_array_equal(tt, t[order])
+
+
 def test_table_from_ranks_sums():
     s = np.array([0.1, 0.2, 0.3, 0.4])
     t = np.array([0, 1, 1, 1])
