@@ -21,6 +21,7 @@ from calkit._array import Array, is_torch, torch_module
 from calkit._threads import share_work, worker_count
 
 _ROW_BLOCK_BYTES = 1 << 19  # rows are processed in blocks of about 512 KiB (well inside L2)
+_THREADED_BYTES = 8 << 20  # matrices from 8 MiB on are summarised by several threads
 
 
 def default_sum_tol(dtype) -> float:
@@ -191,9 +192,7 @@ def check_classification(y_true, y_prob, *, sum_tol: float | None = None) -> Cla
     if not is_torch(p) and p.dtype.itemsize > 8:
         p = p.astype(np.float64)  # extended precision: checked and binned as float64
     tol = default_sum_tol(p.dtype) if sum_tol is None else check_positive(sum_tol, "sum_tol")
-    predicted, confidence, row_sum, valid = _row_summary(p)
-    if not valid:
-        _raise_for_invalid_entries(p)
+    predicted, confidence, row_sum = _row_summary(p)
     worst = _largest_sum_deviation(p, row_sum, tol)
     if worst > tol:
         raise ValueError(
@@ -219,7 +218,7 @@ def _largest_sum_deviation(p, row_sum, tol: float) -> float:
 
 
 def _raise_for_invalid_entries(p) -> None:
-    """The error for a probability matrix with a NaN, infinite or negative entry."""
+    """Raise for a probability matrix with a NaN, infinite or negative entry (else pass)."""
     if not _all(_isfinite(p)):
         raise ValueError("y_prob contains NaN or infinite values")
     minimum = float(p.min())
@@ -229,7 +228,7 @@ def _raise_for_invalid_entries(p) -> None:
 
 
 def _row_summary(p):
-    """argmax, max and sum of each row, and whether every entry is finite and ``>= 0``.
+    """argmax, max and sum of each row; raises if an entry is NaN, infinite or negative.
 
     numpy: one cache-blocked pass; each block of about 512 KiB is read from
     memory once and reduced twice while it sits in the cache:
@@ -240,7 +239,7 @@ def _row_summary(p):
       larger pattern than ``+inf``'s.  So the argmax is the float argmax, and one
       comparison of the row maxima's patterns with ``+inf``'s validates every
       entry, with no separate minimum pass.  When that comparison fails (a bad
-      entry, or a harmless ``-0.0``) the float reductions decide.
+      entry, or a harmless ``-0.0``) the float checks decide.
     * the row sums use ``einsum`` (vectorised, several accumulators; 3-5x faster
       than ``sum(axis=1)`` on rows).
 
@@ -251,8 +250,9 @@ def _row_summary(p):
     if is_torch(p):
         confidence, predicted = p.max(dim=1)
         row_sum = p.sum(dim=1)
-        valid = _all(_isfinite(row_sum)) and float(p.min()) >= 0
-        return predicted, confidence, row_sum, valid
+        if not (_all(_isfinite(row_sum)) and float(p.min()) >= 0):
+            _raise_for_invalid_entries(p)
+        return predicted, confidence, row_sum
     n, k = p.shape
     bits = p.view(f"u{p.itemsize}")
     predicted = np.empty(n, dtype=np.int64)
@@ -277,16 +277,14 @@ def _row_summary(p):
     # gathered once afterwards: fancy indexing inside the threads would hold the GIL
     confidence = _take_per_row(p, predicted)
     inf_bits = np.array(np.inf, dtype=p.dtype).view(bits.dtype)[()]
-    valid = bool(confidence.view(bits.dtype).max() < inf_bits)  # the rows' largest patterns
-    if not valid:  # a bad entry, or only -0.0 (whose sign bit misleads the argmax)
-        valid = bool(np.isfinite(p).all() and p.min() >= 0)
-        if valid:
-            predicted = p.argmax(axis=1)
-            confidence = _take_per_row(p, predicted)
-    return predicted, confidence, row_sum, valid
+    if confidence.view(bits.dtype).max() >= inf_bits:  # the rows' largest patterns
+        _raise_for_invalid_entries(p)
+        # no error: the only sign bits were those of -0.0, which misled the argmax
+        predicted = p.argmax(axis=1)
+        confidence = _take_per_row(p, predicted)
+    return predicted, confidence, row_sum
 
 
-_THREADED_BYTES = 8 << 20  # matrices from 8 MiB on are summarised by several threads
 def _take_per_row(p: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``p[i, index[i]]`` for every row ``i`` (a flat ``take`` when ``p`` is C-contiguous)."""
     if p.flags.c_contiguous:

@@ -20,11 +20,10 @@ def test_row_summary_equals_plain_reductions(shape, threaded, monkeypatch):
     # (2_203, 1_000) float32 is 8.4 MiB: threaded by default, with a ragged last block
     monkeypatch.setattr(_validation, "_THREADED_BYTES", 0 if threaded else 1 << 62)
     p = _probabilities(*shape)
-    predicted, confidence, row_sum, valid = _row_summary(p)
+    predicted, confidence, row_sum = _row_summary(p)  # valid input: no error
     np.testing.assert_array_equal(predicted, p.argmax(1))
     np.testing.assert_array_equal(confidence, p.max(1))
     np.testing.assert_allclose(row_sum, p.sum(1, dtype=np.float64), rtol=0, atol=1e-6)
-    assert valid
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -32,11 +31,12 @@ def test_bit_pattern_argmax_handles_ties_zeros_subnormals_and_negative_zero(dtyp
     tiny = np.finfo(dtype).smallest_subnormal
     p = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0 - tiny, tiny, 0.0],
                   [0.25, 0.25, 0.5], [-0.0, 0.0, 1.0], [0.75, -0.0, 0.25]], dtype=dtype)
-    predicted, confidence, _, valid = _row_summary(p)
-    assert valid  # -0.0 is a valid probability: the float reductions take over
+    # -0.0 is a valid probability (no error): the float reductions take over
+    predicted, confidence, _ = _row_summary(p)
     np.testing.assert_array_equal(predicted, [0, 2, 0, 2, 2, 0])
     np.testing.assert_array_equal(confidence, p.max(1))
-    assert not _row_summary(np.array([[0.5, 0.5], [np.nan, 1.0]], dtype=dtype))[3]
+    with pytest.raises(ValueError, match="NaN"):
+        _row_summary(np.array([[0.5, 0.5], [np.nan, 1.0]], dtype=dtype))
 
 
 def test_extended_precision_is_checked_as_float64():
@@ -83,8 +83,7 @@ def test_row_summary_of_non_contiguous_and_half_inputs(layout):
         p = p[::2]
     else:
         p = p.astype(np.float16)
-    predicted, confidence, row_sum, valid = _row_summary(p)
-    assert valid
+    predicted, confidence, row_sum = _row_summary(p)  # valid input: no error
     np.testing.assert_array_equal(predicted, p.argmax(1))
     np.testing.assert_array_equal(confidence, p.max(1))
     np.testing.assert_allclose(row_sum, p.astype(np.float64).sum(1), rtol=0, atol=2e-3)
