@@ -372,16 +372,13 @@ def resampled_tables(index, scores, targets, resamples, edges, closed: Closed = 
 def _bin_table_quantile(scores, targets, n_bins, closed) -> BinTable:
     """Equal-mass table: one sort of the (score, target) pairs, then segment sums."""
     s, t = sorted_pairs(scores, targets)
-    edges = _quantile_edges_sorted(s, n_bins)
-    n = int(s.shape[0])
-    pos = _edge_positions(s, edges, closed == "right", n)
-    count = pos[1:] - pos[:-1]
-    keep = _edges_of_nonempty_bins(count, closed)
-    if not bool(keep.all()):  # tied scores left bins empty: merge them away
-        edges, pos = edges[keep], pos[keep]
-        count = pos[1:] - pos[:-1]
-    return BinTable(edges, count, _segment_sums(s, pos, count), _segment_sums(t, pos, count),
-                    "quantile", closed, n_samples=n)
+    table = table_from_sorted(s, t, _quantile_edges_sorted(s, n_bins), closed, "quantile")
+    keep = _edges_of_nonempty_bins(table.count, closed)
+    if bool(keep.all()):
+        return table
+    nonempty = table.count > 0  # tied scores left bins empty: merge them away
+    return BinTable(table.edges[keep], table.count[nonempty], table.sum_score[nonempty],
+                    table.sum_target[nonempty], "quantile", closed, table.n_samples)
 
 
 def _segment_sums(values, pos, count):
@@ -415,15 +412,11 @@ def _edges_in_dtype(edges, values, right: bool):
     """
     if values.dtype == edges.dtype:
         return edges
-    if xp.is_torch(edges):
-        torch = xp.torch_module()
-        rounded = edges.to(values.dtype)
-        away = rounded.to(edges.dtype) > edges if right else rounded.to(edges.dtype) < edges
-        step = torch.full_like(rounded, -torch.inf if right else torch.inf)
-        return torch.where(away, torch.nextafter(rounded, step), rounded)
-    rounded = edges.astype(values.dtype)
-    away = rounded > edges if right else rounded < edges
-    return np.where(away, np.nextafter(rounded, -np.inf if right else np.inf), rounded)
+    lib = xp.torch_module() if xp.is_torch(edges) else np
+    rounded = edges.to(values.dtype) if lib is not np else edges.astype(values.dtype)
+    away = rounded > edges if right else rounded < edges  # compared exactly, in float64
+    toward = lib.full_like(rounded, -lib.inf if right else lib.inf)
+    return lib.where(away, lib.nextafter(rounded, toward), rounded)
 
 
 def _edges_of_nonempty_bins(count, closed):
@@ -484,7 +477,7 @@ def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
 
 def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
                       closed: Closed = "right", strategy: str = "explicit") -> BinTable:
-    """Bin table of already-sorted pairs by prefix sums: O(N) plus O(B log N).
+    """Bin table of already-sorted pairs: O(B log N) edge search, then O(N) segment sums.
 
     Examples
     --------
@@ -498,7 +491,9 @@ def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
     """
     n = int(sorted_scores.shape[0])
     pos = _edge_positions(sorted_scores, edges, closed == "right", n)
-    return table_from_ranks(sorted_scores, sorted_targets, pos, edges, closed, strategy)
+    count = pos[1:] - pos[:-1]
+    return BinTable(edges, count, _segment_sums(sorted_scores, pos, count),
+                    _segment_sums(sorted_targets, pos, count), strategy, closed, n_samples=n)
 
 
 def table_from_ranks(sorted_scores: Array, sorted_targets: Array, boundaries: Array,
