@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from calkit._gather import all_gather_ragged, comm_device
 from calkit._validation import check_labels, check_logits, check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, uniform_edges
-from calkit.training._focal_core import focal_loss
+from calkit.training._focal_core import focal_loss, like_values, namespace
 from calkit.training.focal import REDUCTIONS, Reduction, check_inputs
 
 
@@ -119,14 +119,13 @@ class BinnedGammaLoss(nn.Module):
 
         No gradient and no host synchronisation.
         """
-        if isinstance(p_t, np.ndarray):
-            return assign_bins(p_t, self.edges.cpu().numpy(), closed="right")
-        return assign_bins(p_t.detach(), self.edges, closed="right")
+        if not isinstance(p_t, np.ndarray):
+            p_t = p_t.detach()
+        return assign_bins(p_t, like_values(self.edges, p_t), closed="right")
 
     def sample_gamma(self, p_t):
         """The gamma of each sample, from its slot (same kind of array as ``p_t``)."""
-        gammas = self.gammas.cpu().numpy() if isinstance(p_t, np.ndarray) else self.gammas
-        return gammas[self.bin_index(p_t)]
+        return like_values(self.gammas, p_t)[self.bin_index(p_t)]
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of ``logits`` (N, C) or (N, C, d1, ...) against integer ``target``."""
@@ -134,8 +133,7 @@ class BinnedGammaLoss(nn.Module):
 
     def _gamma(self, ce):
         """Each sample's gamma: that of the slot its ``p_t = exp(-ce)`` falls in."""
-        xp = np if isinstance(ce, np.ndarray) else torch
-        return self.sample_gamma(xp.exp(-ce))
+        return self.sample_gamma(namespace(ce).exp(-ce))
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()

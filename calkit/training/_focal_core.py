@@ -27,6 +27,16 @@ from torch import Tensor
 BASE_FLOOR = 1e-20
 
 
+def namespace(values):
+    """The array library of per-sample ``values``: numpy on the host path, else torch."""
+    return np if isinstance(values, np.ndarray) else torch
+
+
+def like_values(tensor: Tensor, values):
+    """``tensor`` as the kind of array ``values`` is: a numpy view on the host path."""
+    return tensor.detach().cpu().numpy() if isinstance(values, np.ndarray) else tensor
+
+
 def focal_weights(ce, gamma):
     """Modulating factor ``m`` and slope ``c = dL/d ce`` of ``L = m * ce``, per sample.
 
@@ -46,7 +56,7 @@ def focal_weights(ce, gamma):
     >>> float(m[0]), round(float(c[0]), 6)  # 0.5**2, 0.25 + 2 * 0.5 * log(2) * 0.25 / 0.5
     (0.25, 0.596574)
     """
-    xp = np if isinstance(ce, np.ndarray) else torch
+    xp = namespace(ce)
     log_pt = -ce
     if isinstance(gamma, (int, float)):  # one gamma for all: no per-sample selection
         base = 1 + xp.exp(log_pt) if gamma < 0 else -xp.expm1(log_pt)

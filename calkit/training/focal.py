@@ -29,13 +29,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from calkit._validation import check_option
-from calkit.training._focal_core import BASE_FLOOR, focal_loss, weighted_cross_entropy
+from calkit.training._focal_core import (
+    BASE_FLOOR,
+    focal_loss,
+    like_values,
+    namespace,
+    weighted_cross_entropy,
+)
 
 __all__ = ["FLSD53", "DualFocalLoss", "FocalLoss", "InverseFocalLoss", "focal_term"]
 
@@ -85,9 +90,7 @@ def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None
         return -(base.clamp_min(BASE_FLOOR) ** exponent) * log_pt
     if isinstance(gamma, Tensor):
         fixed = gamma.detach().to(log_pt.dtype)
-        return weighted_cross_entropy(
-            -log_pt, lambda ce: fixed.cpu().numpy() if isinstance(ce, np.ndarray) else fixed,
-            "none")
+        return weighted_cross_entropy(-log_pt, lambda ce: like_values(fixed, ce), "none")
     return weighted_cross_entropy(-log_pt, lambda ce: float(gamma), "none")
 
 
@@ -267,7 +270,7 @@ class FLSD53(_FocalFamilyLoss):
         self.threshold = float(threshold)
 
     def _gamma(self, ce):
-        xp = np if isinstance(ce, np.ndarray) else torch
+        xp = namespace(ce)
         return xp.where(xp.exp(-ce) < self.threshold, self.gamma_low, self.gamma_high)
 
     def extra_repr(self) -> str:
