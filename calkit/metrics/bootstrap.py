@@ -61,7 +61,13 @@ from scipy.special import ndtr, ndtri
 from calkit import _array as xp
 from calkit._progress import ProgressBar
 from calkit._validation import check_classification, check_option
-from calkit.binning import BinTable, assign_bins, bin_table, resampled_tables, uniform_edges
+from calkit.binning import (
+    BinTable,
+    _table_from_index,
+    assign_bins,
+    resampled_tables,
+    uniform_edges,
+)
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import (
     calibration_error,
@@ -154,7 +160,8 @@ class _BinnedStatistic:
 
     def jackknife(self) -> np.ndarray:
         """The metric on every leave-one-out sample: the full table minus one sample."""
-        full = bin_table(self.scores, self.targets, edges=self.edges, closed=self.closed)
+        full = _table_from_index(self.index, self.scores, self.targets, self.edges, "uniform",
+                                 self.closed)  # the bins found in __init__, not searched again
         n = len(self.scores)
         out = np.empty(n)
         block = max(1, _BLOCK_ELEMENTS // (4 * len(full.count)))
