@@ -36,6 +36,38 @@ def float_column(col: np.ndarray, missing: Collection[str] = MISSING_WORDS) -> n
     return out
 
 
+def parse_float_column(col: np.ndarray, missing: Collection[str] = MISSING_WORDS
+                       ) -> tuple[np.ndarray, int | None, bool]:
+    """Parse a column of numbers without raising: ``(values, first_bad, any_number)``.
+
+    ``values`` are float64 (NaN for ``missing`` words and for cells that are not
+    numbers), ``first_bad`` the index of the first cell that is neither a number
+    nor a missing word (None when there is none) and ``any_number`` whether at
+    least one cell is a number.
+    """
+    if col.dtype.kind in "fiub":
+        values = col.astype(np.float64)
+        return values, None, bool(values.size)
+    absent = np.isin(words(col), list(missing))
+    out = np.full(col.shape, np.nan)
+    try:
+        out[~absent] = col[~absent].astype(np.float64)
+    except (ValueError, TypeError):
+        pass
+    else:
+        return out, None, bool((~absent).any())
+    first_bad, any_number = None, False
+    for i in np.flatnonzero(~absent):
+        try:
+            out[i] = float(col[i])
+            any_number = True
+        except (ValueError, TypeError):
+            out[i] = np.nan
+            if first_bad is None:
+                first_bad = int(i)
+    return out, first_bad, any_number
+
+
 def true_false_words(col: np.ndarray, true: Collection[str] = TRUE_WORDS,
                      false: Collection[str] = FALSE_WORDS) -> tuple[np.ndarray, list[str]]:
     """Boolean values of a column of true/false words, and the first unknown words.

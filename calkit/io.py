@@ -13,26 +13,54 @@ Supported files
     One array of scores; the labels come from ``labels=`` (another file).
 ``.pt`` / ``.pth``
     ``torch.load(weights_only=True)``: a dict of tensors (keys as for
-    ``.npz``), a ``(scores, labels)`` pair, or a tensor of scores.
+    ``.npz``), a ``(scores, labels)`` pair, or a tensor of scores.  bfloat16 and
+    float16 tensors are read as float32; sparse, quantized and meta tensors are
+    refused.
 ``.csv`` (stdlib parser) / ``.parquet`` (needs pandas)
     Either the binary *(confidence, correct)* form used for LLM answers (a
     column ``correct`` with 0/1 or TRUE/FALSE and a confidence column), or one
     label column plus one numeric column per class.
 
-Pickle files (``.pkl``, ``.pickle``, object arrays) are refused: loading them can
-run arbitrary code.
+Only regular files are read (no FIFOs or devices), and the array sizes an
+``.npy``/``.npz`` header claims are checked against the file before anything is
+allocated.  Pickle files (``.pkl``, ``.pickle``, object arrays) are refused:
+loading them can run arbitrary code.
+
+Score columns of a table
+------------------------
+``scores=`` names them: a list of columns, a comma-separated string
+(``"p0,p1,p2"``), a glob (``"p*"``) or a prefix (``"prob_"``).  Without it
+every numeric column but the label is a score, except columns that are row
+numbers or identifiers: an unnamed column (a pandas index written by
+``to_csv``), ``Unnamed: 0``, names such as ``id``, ``idx``, ``index``, ``row`` or
+``*_id``, and integer columns that count the rows (``0..N-1``, ``1..N`` or any
+increasing run).  Those are left out and said so in :attr:`Predictions.notes`.
+A column of integers among non-integer score columns (an id or a fold number?)
+is refused as ambiguous: name the scores.  Text columns are left out (and
+said so); a number column with one cell that is not a number is an error that
+names the column and the row.
 
 Scores: logits or probabilities
 -------------------------------
-``kind="auto"`` takes a 2-D array whose rows are non-negative and sum to one as
-probabilities and anything else as logits (a softmax is applied); values in
-[0, 1] whose rows do not sum to one are ambiguous and raise an error asking for
-``kind``.  Leading axes of size one are dropped (``(1, N, K)`` files).
+``kind="auto"`` calls scores logits only when they cannot be probabilities:
+some value is negative, or values go above 1 while rows sum neither to 1 nor to
+100.  Rows of non-negative values that sum to 1 are probabilities (rows off by
+up to 1e-2 are renormalised, and said so); rows that sum to 100 are percentages
+and are divided by 100 (said so).  Anything else (values in [0, 1] whose rows
+do not sum to 1, every row summing to the same other number) is ambiguous and
+raises an error asking for ``kind="logits"``/``"probs"`` (``--logits`` /
+``--probs``).  ``kind="probs"`` applies the same renormalisation, never a
+softmax.  Leading axes of size one are dropped (``(1, N, K)`` files).
 """
 
 from __future__ import annotations
 
 import csv
+import fnmatch
+import math
+import os
+import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +68,12 @@ from pathlib import Path
 import numpy as np
 
 from calkit._array import to_numpy
-from calkit._columns import float_column, true_false_words
+from calkit._columns import float_column, parse_float_column, true_false_words
 from calkit._validation import check_classification, check_option, default_sum_tol
 from calkit.logits import softmax
 
 KINDS = ("auto", "logits", "probs")
+SUFFIXES = (".npz", ".npy", ".pt", ".pth", ".csv", ".parquet")
 _SCORE_NAMES = ("logits", "probs", "probabilities", "proba", "predictions", "y_prob", "scores",
                 "outputs", "pyx", "softmax")
 _LABEL_NAMES = ("labels", "label", "y_true", "targets", "target", "ground_truth", "y")
@@ -54,6 +83,13 @@ _FALSE_WORDS = {"0", "false", "f", "no", "0.0"}
 _MISSING_WORDS = {"", "na", "nan", "none", "null"}
 _PICKLE_HINT = ("pickle files can run arbitrary code and are not loaded; re-save the arrays with "
                 "numpy.savez(path, logits=..., labels=...)")
+#: column names read as row numbers or identifiers, never as class scores
+_ID_NAMES = frozenset({"", "id", "ids", "idx", "index", "row", "rows", "row_id", "rowid",
+                       "row_number", "sample", "sample_id", "sample_idx", "image_id",
+                       "example_id", "uid", "uuid", "key", "__index_level_0__"})
+_ID_PATTERN = re.compile(r"(unnamed: \d+|.+_(id|idx|index)|(id|idx)_.+)")
+#: rows off from summing to 1 by up to this much are renormalised probabilities
+LOOSE_SUM_TOL = 1e-2
 
 
 class LoadError(ValueError):
@@ -83,8 +119,10 @@ class Predictions:
 
     Attributes
     ----------
-    y_true : ndarray of shape (N,)
+    y_true : ndarray of shape (N,) or None
         int64 labels; for ``kind="confidence"`` whether each answer was correct.
+        None only when loaded with ``require_labels=False`` from a file without
+        labels.
     y_prob : ndarray of shape (N, K) or (N,)
         Probabilities (a softmax of the logits when ``kind="logits"``); for
         ``kind="confidence"`` the stated confidence that the answer is right.
@@ -93,7 +131,7 @@ class Predictions:
     logits : ndarray or None
         The logits, when the file held logits.
     source : dict
-        File name and the keys / columns used.
+        File name, the keys / columns used and ``notes`` (what was inferred).
 
     Examples
     --------
@@ -108,9 +146,11 @@ class Predictions:
     True
     >>> pred.describe()
     'cifar10_resnet50_ce_test_2000.npz: 2000x10 logits (scores=logits, labels=labels)'
+    >>> pred.notes
+    ('logits: some scores are negative, so they cannot be probabilities',)
     """
 
-    y_true: np.ndarray
+    y_true: np.ndarray | None
     y_prob: np.ndarray
     kind: str
     logits: np.ndarray | None = None
@@ -118,23 +158,31 @@ class Predictions:
 
     @property
     def n_samples(self) -> int:
-        return int(self.y_true.shape[0])
+        return int(self.y_prob.shape[0])
 
     @property
     def view(self) -> str:
         """The calibration view that fits: confidences are checked against correctness."""
         return "positive" if self.kind == "confidence" else "top_label"
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What was inferred or changed while loading (left-out columns, renormalised rows...)."""
+        return tuple(self.source.get("notes", ()))
+
     def describe(self) -> str:
+        """One line: file, shape, kind and the arrays or columns used."""
         shape = "x".join(str(d) for d in self.y_prob.shape)
-        used = ", ".join(f"{k}={v}" for k, v in self.source.items() if k != "file")
+        used = ", ".join(f"{k}={v}" for k, v in self.source.items()
+                         if k not in ("file", "notes"))
         return f"{self.source.get('file', '?')}: {shape} {self.kind} ({used})"
 
 
-def load_predictions(path, *, labels=None, kind: str = "auto", scores_key: str | None = None,
-                     labels_key: str | None = None, prefer: str = "test",
-                     confidence_col: str | None = None, where: dict | None = None,
-                     dropna: bool = False) -> Predictions:
+def load_predictions(path, *, labels=None, kind: str = "auto", scores=None,
+                     scores_key: str | None = None, labels_key: str | None = None,
+                     prefer: str = "test", confidence_col: str | None = None,
+                     where: dict | None = None, dropna: bool = False,
+                     require_labels: bool = True) -> Predictions:
     """Load scores and labels from ``path`` (see the module docstring for formats).
 
     Parameters
@@ -144,7 +192,10 @@ def load_predictions(path, *, labels=None, kind: str = "auto", scores_key: str |
     labels : str or Path, optional
         A separate labels file (``.npy``, ``.npz``, ``.pt`` or one-column ``.csv``).
     kind : {"auto", "logits", "probs"}, default="auto"
-        What the scores are; ``"auto"`` decides from the values.
+        What the scores are; ``"auto"`` decides from the values (module docstring).
+    scores : str or sequence of str, optional
+        Score columns of a table: names, ``"p0,p1,p2"``, a glob ``"p*"`` or a
+        prefix.  For array files a single name works as ``scores_key``.
     scores_key, labels_key : str, optional
         Array names (``.npz``, ``.pt`` dicts) or column names (tables).
     prefer : str, default="test"
@@ -155,6 +206,8 @@ def load_predictions(path, *, labels=None, kind: str = "auto", scores_key: str |
         Keep only table rows whose column equals the value, e.g. ``{"llm": "gpt-4o"}``.
     dropna : bool, default=False
         Drop table rows with a missing confidence instead of failing.
+    require_labels : bool, default=True
+        Fail when the file has no labels; with False, ``y_true`` is None then.
 
     Returns
     -------
@@ -167,27 +220,48 @@ def load_predictions(path, *, labels=None, kind: str = "auto", scores_key: str |
 
     Examples
     --------
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from calkit.datasets import example_path
     >>> from calkit.io import load_predictions
     >>> pred = load_predictions(example_path())
     >>> pred.kind, pred.y_prob.shape, pred.source["scores"], pred.source["labels"]
     ('logits', (2000, 10), 'logits', 'labels')
+
+    A pandas ``to_csv()`` index column is left out, and percentages rescaled:
+
+    >>> path = Path(tempfile.mkdtemp()) / "preds.csv"
+    >>> _ = path.write_text(",p0,p1,label\\n0,80,20,0\\n1,30,70,1\\n2,60,40,1\\n")
+    >>> pred = load_predictions(path)
+    >>> pred.y_prob.tolist(), pred.source["scores"]
+    ([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], 'p0,p1')
+    >>> for note in pred.notes:
+    ...     print(note)
+    left out the unnamed first column (a row index), not a score
+    probabilities: rows sum to 100, read as percentages and divided by 100
     """
     check_option(kind, "kind", KINDS)
     path = Path(path)
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet"):
-        return _from_table(path, _read_table(path), kind, scores_key, labels_key, confidence_col,
-                           where or {}, dropna)
+        return _from_table(path, _read_table(path), kind, scores, scores_key, labels_key,
+                           confidence_col, where or {}, dropna, require_labels)
     if where:
         raise LoadError("--where filters apply to .csv/.parquet tables only")
+    if scores is not None:
+        if not isinstance(scores, str) or "," in scores or _is_glob(scores) or scores_key:
+            raise LoadError(f"{path.name}: --scores selects table columns; name the array "
+                            "of an .npz/.pt file with --scores-key")
+        scores_key = scores
     arrays = _read_arrays(path)
-    scores, y, source = _pick_arrays(arrays, path, scores_key, labels_key, prefer,
-                                     needs_labels=labels is None)
+    needs_labels = labels is None and require_labels
+    scores_arr, y, source = _pick_arrays(arrays, path, scores_key, labels_key, prefer,
+                                         needs_labels=needs_labels,
+                                         want_labels=labels is None)
     if labels is not None:
         y, source["labels"] = _load_labels(Path(labels), labels_key, prefer)
-    return _validated(scores, y, kind, {"file": path.name, **source})
+    return _validated(scores_arr, y, kind, {"file": path.name, **source})
 
 
 def read_table(path, *, where: dict | None = None) -> dict:
@@ -212,19 +286,98 @@ def read_table(path, *, where: dict | None = None) -> dict:
     _check_file(path)
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise LoadError(f"{path.name}: expected a .csv or .parquet table")
-    return _filter_rows(_read_table(path), where or {}, path)
+    table = _read_table(path)
+    keep = _where_mask(table, where or {}, path)
+    return table if keep is None else {k: v[keep] for k, v in table.items()}
+
+
+def check_input_file(path) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is an existing regular file, else LoadError.
+
+    FIFOs, devices (``/dev/zero``) and directories are refused before anything
+    is opened, so reading can neither hang nor run out of memory.
+
+    Examples
+    --------
+    >>> from calkit.io import LoadError, check_input_file
+    >>> try:
+    ...     check_input_file("/dev/zero")
+    ... except LoadError as exc:
+    ...     print(exc)
+    /dev/zero: not a regular file (a character device); give a saved file
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise LoadError(f"{path}: is a directory, expected a file")
+    if not stat.S_ISREG(info.st_mode):
+        what = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
+                "a character device" if stat.S_ISCHR(info.st_mode) else
+                "a block device" if stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a plain file")
+        raise LoadError(f"{path}: not a regular file ({what}); give a saved file")
+    if not os.access(path, os.R_OK):
+        raise LoadError(f"{path}: cannot be read (permission denied)")
+    return path
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise LoadError(f"{path}: no such file")
-    if path.is_dir():
-        raise LoadError(f"{path}: is a directory, expected a file")
     if path.suffix.lower() in (".pkl", ".pickle", ".joblib"):
         raise LoadError(f"{path.name}: {_PICKLE_HINT}")
-    if path.suffix.lower() not in (".npz", ".npy", ".pt", ".pth", ".csv", ".parquet"):
+    check_input_file(path)
+    if path.suffix.lower() not in SUFFIXES:
         raise LoadError(f"{path.name}: unsupported file type {path.suffix!r}; use .npz, .npy, "
                         ".pt, .csv or .parquet")
+
+
+# ----------------------------------------------------------------------------- arrays
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _check_npy_header(fh, available: int, name: str) -> None:
+    """Read an .npy header from ``fh`` and check the data it claims fits in ``available``
+    bytes (and in memory) before numpy allocates anything."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+    except (ValueError, EOFError) as exc:
+        raise LoadError(f"{name}: not a valid .npy array (no numpy header: corrupt, truncated "
+                        "or another format)") from exc
+    try:
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = reader(fh)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise LoadError(f"{name}: corrupt .npy header ({str(exc).splitlines()[0]})") from exc
+    if dtype.hasobject:
+        raise LoadError(f"{name}: holds Python objects (pickled); {_PICKLE_HINT}")
+    claimed = math.prod(shape) * dtype.itemsize
+    data_bytes = available - fh.tell()
+    if claimed > data_bytes:
+        raise LoadError(f"{name}: the header claims a {dtype} array of shape {tuple(shape)} "
+                        f"({_human(claimed)}) but the file holds {_human(max(data_bytes, 0))} "
+                        "of data: truncated or corrupt")
+    memory = _memory_bytes()
+    if memory is not None and claimed > memory:
+        raise LoadError(f"{name}: the array of shape {tuple(shape)} needs {_human(claimed)}, "
+                        f"more than this machine's memory ({_human(memory)})")
 
 
 def _read_arrays(path: Path) -> dict:
@@ -233,18 +386,32 @@ def _read_arrays(path: Path) -> dict:
     if suffix in (".pt", ".pth"):
         return _read_torch(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):  # .npy
-            return {"": loaded}
-        with loaded as data:
+        if suffix == ".npy":
+            with open(path, "rb") as fh:
+                _check_npy_header(fh, os.fstat(fh.fileno()).st_size, path.name)
+            return {"": np.load(path, allow_pickle=False)}
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as fh:
+                    _check_npy_header(fh, info.file_size, f"{path.name}:{info.filename}")
+        with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+    except LoadError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise LoadError(f"{path.name}: not a valid .npz archive (corrupt, truncated or another "
+                        f"format: {exc})") from exc
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise LoadError(f"{path.name}: holds Python objects (pickled); "
                             f"{_PICKLE_HINT}") from exc
         raise LoadError(f"{path.name}: not a valid numpy file ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise LoadError(f"{path.name}: could not be read as a numpy file ({exc})") from exc
+    except (OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise LoadError(f"{path.name}: could not be read as a numpy file "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                        ) from exc
 
 
 def _read_torch(path: Path) -> dict:
@@ -257,16 +424,41 @@ def _read_torch(path: Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for anything but plain tensors and containers
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"{path.name}: torch.load(weights_only=True) refused it ({first}); save "
-                        "plain tensors, e.g. torch.save({'logits': z, 'labels': y}, path)") from exc
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise LoadError(f"{path.name}: torch.load(weights_only=True) refused it ({first}); "
+                            "save plain tensors, e.g. torch.save({'logits': z, 'labels': y}, "
+                            "path)") from exc
+        raise LoadError(f"{path.name}: not a readable PyTorch file (corrupt, truncated or "
+                        f"another format: {first})") from exc
     if isinstance(obj, torch.Tensor):
-        return {"": obj.numpy()}
+        return {"": _tensor_array(obj, path.name)}
     if isinstance(obj, dict):
-        return {str(k): to_numpy(v) for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if isinstance(obj, list | tuple) and len(obj) == 2:
-        return {"scores": to_numpy(obj[0]), "labels": to_numpy(obj[1])}
+        return {str(k): _tensor_array(v, f"{path.name}:{k}") for k, v in obj.items()
+                if isinstance(v, torch.Tensor)}
+    if isinstance(obj, list | tuple) and len(obj) == 2 and all(
+            isinstance(t, torch.Tensor) for t in obj):
+        return {"scores": _tensor_array(obj[0], path.name),
+                "labels": _tensor_array(obj[1], path.name)}
     raise LoadError(f"{path.name}: expected a tensor, a dict of tensors or a (scores, labels) "
                     f"pair, got {type(obj).__name__}")
+
+
+def _tensor_array(t, name: str) -> np.ndarray:
+    """A numpy copy of a loaded tensor; sparse, quantized and meta tensors are refused."""
+    import torch
+
+    if t.layout != torch.strided:
+        raise LoadError(f"{name}: a sparse tensor ({t.layout}); save t.to_dense()")
+    if t.is_meta or t.device.type == "meta":
+        raise LoadError(f"{name}: a meta tensor holds no data; save the real tensor")
+    if t.is_quantized:
+        raise LoadError(f"{name}: a quantized tensor; save t.dequantize()")
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    try:
+        return to_numpy(t)
+    except (TypeError, RuntimeError) as exc:
+        raise LoadError(f"{name}: a {t.dtype} tensor cannot be read ({exc})") from exc
 
 
 def _match(names, wanted: tuple, prefer: str) -> str | None:
@@ -284,7 +476,8 @@ def _match(names, wanted: tuple, prefer: str) -> str | None:
     return hits[0] if hits else None
 
 
-def _pick_arrays(arrays: dict, path: Path, scores_key, labels_key, prefer, needs_labels: bool):
+def _pick_arrays(arrays: dict, path: Path, scores_key, labels_key, prefer, needs_labels: bool,
+                 want_labels: bool = True):
     names = list(arrays)
     if not names:
         raise LoadError(f"{path.name}: holds no arrays")
@@ -299,11 +492,13 @@ def _pick_arrays(arrays: dict, path: Path, scores_key, labels_key, prefer, needs
         raise LoadError(f"{path.name}: no scores array {what} (arrays: {names}); name it with "
                         "--scores-key")
     source = {"scores": s_key}
-    if not needs_labels:
+    if not want_labels:
         return arrays[s_key], None, source
     prefer_labels = _split_word(s_key) or prefer
     l_key = labels_key or _match([n for n in names if n != s_key], _LABEL_NAMES, prefer_labels)
     if l_key is None or l_key not in arrays:
+        if not needs_labels and labels_key is None:
+            return arrays[s_key], None, source
         what = f"named {labels_key!r}" if labels_key else "found"
         raise LoadError(f"{path.name}: no labels array {what} (arrays: {names}); name it with "
                         "--labels-key or give --labels FILE")
@@ -326,7 +521,7 @@ def _load_labels(path: Path, labels_key, prefer) -> tuple[np.ndarray, str]:
         key = labels_key or next(iter(table))
         if key not in table:
             raise LoadError(f"{path.name}: no column {key!r} (columns: {list(table)})")
-        return _numeric(table[key], key, path), f"{path.name}:{key}"
+        return _strict_numeric(table[key], key, path, None), f"{path.name}:{key}"
     arrays = _read_arrays(path)
     if list(arrays) == [""]:
         return arrays[""], path.name
@@ -345,52 +540,86 @@ def _squeeze_leading(a: np.ndarray, ndim: int) -> np.ndarray:
 def _validated(scores, y, kind: str, source: dict) -> Predictions:
     """Decide logits vs probabilities and validate, with one-line errors."""
     scores = _squeeze_leading(np.asarray(scores), 2)
-    y = _squeeze_leading(np.asarray(y), 1)
     name = source.get("file", "")
     if scores.dtype.kind not in "fiu" or scores.ndim not in (1, 2):
         raise LoadError(f"{name}: scores must be a 1-D or 2-D numeric array, got "
                         f"{scores.dtype} of shape {scores.shape}")
-    if scores.dtype.kind != "f":
+    if scores.shape[0] == 0:
+        raise LoadError(f"{name}: the scores are empty (0 rows)")
+    if scores.dtype.kind != "f" or scores.dtype.itemsize > 8:
         scores = scores.astype(np.float64)
-    if scores.ndim == 2 and y.ndim == 1 and scores.shape[0] != y.shape[0]:
-        raise LoadError(f"{name}: {scores.shape[0]} rows of scores but {y.shape[0]} labels")
+    if y is not None:
+        y = _squeeze_leading(np.asarray(y), 1)
+        if y.ndim >= 1 and y.shape[0] != scores.shape[0]:
+            raise LoadError(f"{name}: {scores.shape[0]} rows of scores but {y.shape[0]} labels")
     if not np.isfinite(scores).all():
         raise LoadError(f"{name}: scores contain NaN or infinite values "
                         f"({int((~np.isfinite(scores)).sum())} entries)")
-    if kind == "auto":
-        kind = _detect_kind(scores, name)
+    notes = list(source.get("notes", ()))
+    kind, scores, note = _decide_kind(scores, kind, name)
+    if note:
+        notes.append(note)
+    if notes:
+        source = {**source, "notes": notes}
+    check_y = np.zeros(scores.shape[0], dtype=np.int64) if y is None else y
     try:
         if kind == "logits":
-            if scores.ndim != 2:
-                raise LoadError(f"{name}: logits must be 2-D (n_samples, n_classes), got shape "
-                                f"{scores.shape}")
             probs = softmax(scores)
-            data = check_classification(y, probs)
-            return Predictions(to_numpy(data.y_true), probs, "logits", scores, source)
-        data = check_classification(y, scores)
-    except LoadError:
-        raise
+            data = check_classification(check_y, probs)
+            labels = None if y is None else to_numpy(data.y_true)
+            return Predictions(labels, probs, "logits", scores, source)
+        data = check_classification(check_y, scores)
     except ValueError as exc:
         raise LoadError(f"{name}: {exc}") from exc
-    return Predictions(to_numpy(data.y_true), scores, "probs", None, source)
+    labels = None if y is None else to_numpy(data.y_true)
+    return Predictions(labels, scores, "probs", None, source)
 
 
-def _detect_kind(scores: np.ndarray, name: str) -> str:
-    """Probabilities when the values are non-negative and rows sum to one (within the
-    tolerance of the validation), logits when values leave [0, 1], else ambiguous."""
+def _decide_kind(scores: np.ndarray, kind: str, name: str) -> tuple[str, np.ndarray, str]:
+    """``(kind, scores, note)``: logits only when the values cannot be probabilities;
+    loosely normalised rows and percentages become probabilities (with a note)."""
     lo, hi = float(scores.min()), float(scores.max())
+    flags = "; say what they are with --logits or --probs (kind='logits'/'probs')"
     if scores.ndim == 1:
+        if kind == "logits":
+            raise LoadError(f"{name}: logits must be 2-D (n_samples, n_classes), got shape "
+                            f"{scores.shape}; 1-D scores are probabilities of class 1")
         if lo < 0 or hi > 1:
             raise LoadError(f"{name}: 1-D scores outside [0, 1] (range [{lo:.3g}, {hi:.3g}]); "
-                            "binary scores must be probabilities of class 1")
-        return "probs"
-    worst = float(np.abs(scores.sum(axis=1, dtype=np.float64) - 1).max())
-    if lo >= 0 and worst <= default_sum_tol(scores.dtype):
-        return "probs"
-    if lo < 0 or hi > 1:
-        return "logits"
-    raise LoadError(f"{name}: scores lie in [0, 1] but rows do not sum to 1 (off by up to "
-                    f"{worst:.3g}); say what they are with --logits or --probs")
+                            "binary scores must be probabilities of class 1 (divide "
+                            "percentages by 100, or save (N, 2) logits)")
+        return "probs", scores, ""
+    if kind == "logits":
+        return kind, scores, ""
+    if lo < 0:
+        if kind == "probs":
+            raise LoadError(f"{name}: --probs given but some scores are negative (min "
+                            f"{lo:.3g}); these look like logits (--logits)")
+        return "logits", scores, "logits: some scores are negative, so they cannot be " \
+            "probabilities"
+    sums = scores.sum(axis=1, dtype=np.float64)
+    off1 = float(np.abs(sums - 1).max())
+    auto = kind == "auto"
+    if off1 <= default_sum_tol(scores.dtype):
+        return "probs", scores, "probabilities: non-negative rows that sum to 1" if auto else ""
+    if off1 <= LOOSE_SUM_TOL:
+        return "probs", scores / sums[:, None], (
+            f"probabilities: rows sum to 1 only within {off1:.2g}; renormalised")
+    off100 = float(np.abs(sums - 100).max())
+    if off100 <= 100 * LOOSE_SUM_TOL and hi <= 100 * (1 + LOOSE_SUM_TOL):
+        return "probs", scores / sums[:, None], (
+            "probabilities: rows sum to 100, read as percentages and divided by 100")
+    if kind == "probs":
+        raise LoadError(f"{name}: --probs given but rows sum to between {sums.min():.4g} and "
+                        f"{sums.max():.4g}, not 1 (nor 100 for percentages)")
+    if float(sums.max() - sums.min()) <= LOOSE_SUM_TOL * float(sums.mean()):
+        raise LoadError(f"{name}: every row sums to {float(sums.mean()):.4g}, neither 1 nor 100 "
+                        f"(counts or scaled probabilities?){flags}")
+    if hi > 1 + 10 * LOOSE_SUM_TOL:
+        return "logits", scores, (f"logits: scores go up to {hi:.3g} and rows sum neither to 1 "
+                                  "nor to 100, so they cannot be probabilities")
+    raise LoadError(f"{name}: scores lie in [{lo:.3g}, {hi:.3g}] but rows do not sum to 1 (off "
+                    f"by up to {off1:.3g}): probabilities or logits?{flags}")
 
 
 # ----------------------------------------------------------------------------- tables
@@ -406,29 +635,67 @@ def _read_table(path: Path) -> dict:
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow missing, corrupt file
-            raise LoadError(f"{path.name}: could not be read as parquet ({exc})") from exc
-        return {str(c): frame[c].to_numpy() for c in frame.columns}
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LoadError(f"{path.name}: could not be read as parquet ({first})") from exc
+        names = [str(c) for c in frame.columns]
+        _check_unique(names, path)
+        return {name: frame.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise LoadError(f"{path.name}: not a readable CSV text file ({exc})") from exc
+    except OSError as exc:
+        raise LoadError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
     if len(rows) < 2:
         raise LoadError(f"{path.name}: needs a header row and at least one data row")
-    header, body = rows[0], rows[1:]
-    widths = {len(r) for r in body}
-    if widths != {len(header)}:
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    _check_unique(header, path)
+    bad = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
+    if bad is not None:
+        widths = {len(r) for r in body}
         raise LoadError(f"{path.name}: rows have {sorted(widths)} fields but the header has "
-                        f"{len(header)}")
+                        f"{len(header)} (first at line {bad + 2})")
     columns = zip(*body, strict=True)
-    return {h.strip(): np.array(col, dtype=str) for h, col in zip(header, columns, strict=True)}
+    return {h: np.array(col, dtype=str) for h, col in zip(header, columns, strict=True)}
+
+
+def _check_unique(names: list[str], path: Path) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            shown = repr(name) if name else "'' (no name)"
+            raise LoadError(f"{path.name}: duplicate column name {shown} (columns {seen[name] + 1} "
+                            f"and {i + 1}); give every column its own name")
+        seen[name] = i
+
+
+def _row_text(path: Path, row: int) -> str:
+    return (f"row {row + 1} (line {row + 2})" if path.suffix.lower() == ".csv"
+            else f"row {row + 1}")
+
+
+def _strict_numeric(col: np.ndarray, name: str, path: Path, rows) -> np.ndarray:
+    """float64 values of a score/label column; a missing or non-number cell is an error
+    naming the column and the row (``rows``: original row numbers after filtering)."""
+    values, bad, _ = parse_float_column(col, _MISSING_WORDS)
+    if bad is None and not np.isnan(values).any():
+        return values
+    i = bad if bad is not None else int(np.flatnonzero(np.isnan(values))[0])
+    row = int(rows[i]) if rows is not None else i
+    cell = str(col[i])
+    what = f"{cell!r} is not a number" if bad is not None else (
+        "the value is missing" if cell.strip().lower() in _MISSING_WORDS else f"{cell!r} is NaN")
+    raise LoadError(f"{path.name}: column {name!r}, {_row_text(path, row)}: {what}")
 
 
 def _numeric(col: np.ndarray, name: str, path: Path) -> np.ndarray:
     try:
         return float_column(col, _MISSING_WORDS)
-    except ValueError as exc:
-        raise LoadError(f"{path.name}: column {name!r} is not numeric ({exc})") from exc
+    except ValueError:
+        _, bad, _ = parse_float_column(col, _MISSING_WORDS)
+        raise LoadError(f"{path.name}: column {name!r}, {_row_text(path, bad or 0)}: "
+                        f"{str(col[bad or 0])!r} is not a number") from None
 
 
 def _boolean(col: np.ndarray, name: str, path: Path) -> np.ndarray:
@@ -440,7 +707,7 @@ def _boolean(col: np.ndarray, name: str, path: Path) -> np.ndarray:
     return true.astype(np.int64)
 
 
-def _filter_rows(table: dict, where: dict, path: Path) -> dict:
+def _where_mask(table: dict, where: dict, path: Path) -> np.ndarray | None:
     keep = None
     for col, value in where.items():
         if col not in table:
@@ -448,44 +715,135 @@ def _filter_rows(table: dict, where: dict, path: Path) -> dict:
                             f"{list(table)})")
         hit = table[col].astype(str) == str(value)
         keep = hit if keep is None else keep & hit
-    if keep is None:
-        return table
-    if not keep.any():
+    if keep is not None and not keep.any():
         raise LoadError(f"{path.name}: no rows match {where}")
-    return {k: v[keep] for k, v in table.items()}
+    return keep
 
 
-def _from_table(path: Path, table: dict, kind, scores_key, labels_key, confidence_col, where,
-                dropna) -> Predictions:
-    table = _filter_rows(table, where, path)
+def _is_glob(spec: str) -> bool:
+    return any(ch in spec for ch in "*?[")
+
+
+def _select_columns(spec, names: list[str], path: Path) -> list[str]:
+    """Columns named by ``spec``: names, ``"a,b"``, globs (``"p*"``) or prefixes."""
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    chosen: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise LoadError(f"{path.name}: --scores needs column names, got {spec!r}")
+        if item in names:
+            hits = [item]
+        elif _is_glob(item):
+            hits = [n for n in names if fnmatch.fnmatchcase(n, item)]
+        else:
+            hits = [n for n in names if n.startswith(item)]
+        if not hits:
+            raise LoadError(f"{path.name}: no column matches --scores {item!r} (columns: "
+                            f"{names})")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def _is_id_name(name: str) -> bool:
+    low = name.strip().lower()
+    return low in _ID_NAMES or _ID_PATTERN.fullmatch(low) is not None
+
+
+def _counts_rows(v: np.ndarray) -> bool:
+    """Integers that number the rows: increasing, or a permutation of consecutive integers."""
+    if v.size < 3 or not np.all(v == np.round(v)):
+        return False
+    d = np.diff(v)
+    if np.all(d > 0):
+        return True
+    s = np.sort(v)
+    return bool(np.all(np.diff(s) == 1))
+
+
+def _infer_score_columns(table: dict, candidates: list[str], path: Path, rows):
+    """The score columns among ``candidates``, their values, and notes on what was left out."""
+    notes: list[str] = []
+    values: dict[str, np.ndarray] = {}
+    text: list[str] = []
+    for i, name in enumerate(candidates):
+        if name == "" or name.lower().startswith("unnamed:") or name == "__index_level_0__":
+            where_ = "first " if i == 0 and list(table)[0] == name else ""
+            shown = "unnamed" if name == "" else repr(name)
+            notes.append(f"left out the {shown} {where_}column (a row index), not a score")
+            continue
+        if _is_id_name(name):
+            notes.append(f"left out column {name!r} (named like an identifier), not a score")
+            continue
+        parsed, bad, any_number = parse_float_column(table[name], _MISSING_WORDS)
+        if not any_number:
+            text.append(name)
+            continue
+        if bad is not None or np.isnan(parsed).any():
+            _strict_numeric(table[name], name, path, rows)  # raises, naming the row
+        values[name] = parsed
+    if text:
+        notes.append(f"left out text column(s) {', '.join(map(repr, text))}")
+    counting = [n for n, v in values.items() if _counts_rows(v)]
+    if counting and len(counting) < len(values):
+        for name in counting:
+            del values[name]
+            notes.append(f"left out column {name!r} (integers counting the rows: a row index), "
+                         "not a score")
+    integral = [n for n, v in values.items() if np.all(v == np.round(v)) and np.ptp(v) > 0]
+    if integral and len(integral) < len(values):
+        v = values[integral[0]]
+        raise LoadError(f"{path.name}: column {integral[0]!r} holds integers ({v.min():g} to "
+                        f"{v.max():g}) while the other score columns do not: an id, a count or "
+                        "a class score? name the score columns with --scores (e.g. "
+                        f"--scores {','.join(n for n in values if n not in integral)})")
+    return list(values), values, notes
+
+
+def _compact(cols: list[str]) -> str:
+    return ",".join(cols) if len(cols) <= 6 else f"{cols[0]}..{cols[-1]} ({len(cols)} columns)"
+
+
+def _from_table(path: Path, table: dict, kind, scores, scores_key, labels_key, confidence_col,
+                where, dropna, require_labels=True) -> Predictions:
+    n_rows = len(next(iter(table.values())))
+    keep = _where_mask(table, where, path)
+    rows = np.arange(n_rows) if keep is None else np.flatnonzero(keep)
+    if keep is not None:
+        table = {k: v[keep] for k, v in table.items()}
     names = list(table)
+    spec = scores if scores is not None else scores_key
     correct = labels_key if labels_key in _CORRECT_NAMES else _first(names, _CORRECT_NAMES)
-    if correct is not None and (labels_key is None or labels_key == correct):
+    if correct is not None and (labels_key is None or labels_key == correct) and scores is None:
         return _confidence_form(path, table, correct, confidence_col or scores_key, dropna)
     label = labels_key or _first(names, _LABEL_NAMES)
-    if label is None or label not in table:
+    if label is not None and label not in table:
+        raise LoadError(f"{path.name}: no label column {label!r} (columns: {names})")
+    if label is None and require_labels:
         raise LoadError(f"{path.name}: no label column (columns: {names}); name it with "
                         "--labels-key, or give a 'correct' column for (confidence, correct) data")
-    score_cols = [c for c in names if c != label and c not in where]
-    numeric = [c for c in score_cols if _is_numeric(table[c])]
-    if len(numeric) < 1:
-        raise LoadError(f"{path.name}: no numeric score columns besides {label!r}")
-    scores = np.column_stack([_numeric(table[c], c, path) for c in numeric])
-    if scores.shape[1] == 1:
-        scores = scores[:, 0]
-    y = _numeric(table[label], label, path)
-    source = {"file": path.name, "scores": f"{len(numeric)} columns", "labels": label}
-    return _validated(scores, y, kind, source)
-
-
-def _is_numeric(col: np.ndarray) -> bool:
-    if col.dtype.kind in "fiub":
-        return True
-    try:
-        _numeric(col[:50], "", Path("."))
-        return True
-    except LoadError:
-        return False
+    others = [c for c in names if c != label and c not in where]
+    if spec is not None:
+        cols = _select_columns(spec, names, path)
+        if label in cols:
+            raise LoadError(f"{path.name}: the label column {label!r} cannot also be a score "
+                            "column; fix --scores or --labels-key")
+        values = {c: _strict_numeric(table[c], c, path, rows) for c in cols}
+        notes = []
+    else:
+        cols, values, notes = _infer_score_columns(table, others, path, rows)
+    if not cols:
+        raise LoadError(f"{path.name}: no numeric score columns besides {label!r} (columns: "
+                        f"{names}); name them with --scores")
+    score_matrix = np.column_stack([values[c] for c in cols])
+    if score_matrix.shape[1] == 1:
+        score_matrix = score_matrix[:, 0]
+    y = None if label is None else _strict_numeric(table[label], label, path, rows)
+    source = {"file": path.name, "scores": _compact(cols)}
+    if label is not None:
+        source["labels"] = label
+    if notes:
+        source["notes"] = notes
+    return _validated(score_matrix, y, kind, source)
 
 
 def _first(names, wanted) -> str | None:
@@ -514,11 +872,17 @@ def _confidence_form(path: Path, table: dict, correct: str, confidence_col, drop
         conf, y = conf[~missing], y[~missing]
         if conf.size == 0:
             raise LoadError(f"{path.name}: every row lacks {confidence_col!r}")
+    if not np.isfinite(conf).all():
+        raise LoadError(f"{path.name}: confidences in {confidence_col!r} must be finite")
     if conf.min() < 0 or conf.max() > 1:
         raise LoadError(f"{path.name}: confidences in {confidence_col!r} must lie in [0, 1], got "
                         f"[{conf.min():.3g}, {conf.max():.3g}]")
     source = {"file": path.name, "confidence": confidence_col, "correct": correct,
               "rows": int(conf.size)}
+    notes = [f"(confidence, correct) table: confidence {confidence_col!r}, correctness "
+             f"{correct!r}"]
     if missing.any():
         source["dropped"] = int(missing.sum())
+        notes.append(f"dropped {int(missing.sum())} rows without a confidence (--dropna)")
+    source["notes"] = notes
     return Predictions(y, conf, "confidence", None, source)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CALKIT_SHARED_DATA", "")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def shared_path(*parts: str) -> Path:
