@@ -812,9 +812,16 @@ def _from_table(path: Path, table: dict, kind, scores, scores_key, labels_key, c
         table = {k: v[keep] for k, v in table.items()}
     names = list(table)
     spec = scores if scores is not None else scores_key
+    if confidence_col is not None:  # an explicit (confidence, correct) table
+        correct = labels_key or _first(names, _CORRECT_NAMES)
+        if correct is None or correct not in table:
+            raise LoadError(f"{path.name}: no correctness column "
+                            f"{'named ' + repr(correct) if correct else 'found'} (columns: "
+                            f"{names}); name it with --correct")
+        return _confidence_form(path, table, correct, confidence_col, dropna)
     correct = labels_key if labels_key in _CORRECT_NAMES else _first(names, _CORRECT_NAMES)
-    if correct is not None and (labels_key is None or labels_key == correct) and scores is None:
-        return _confidence_form(path, table, correct, confidence_col or scores_key, dropna)
+    if correct is not None and (labels_key is None or labels_key == correct) and spec is None:
+        return _confidence_form(path, table, correct, None, dropna)
     label = labels_key or _first(names, _LABEL_NAMES)
     if label is not None and label not in table:
         raise LoadError(f"{path.name}: no label column {label!r} (columns: {names})")

@@ -150,9 +150,17 @@ def test_usage_errors_exit_2(argv, capsys):
 
 
 def test_argparse_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["evaluate", "--strategy", "median", "--example"])
-    assert info.value.code == EXIT_USAGE
+    assert main(["evaluate", "--strategy", "median", "--example"]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("calkit: error: argument --strategy")
+
+
+def test_no_abbreviated_options(tmp_path, capsys):
+    """``--labels`` on calibrate once expanded silently to ``--labels-key``."""
+    assert main(["calibrate", "--val", "a.npz", "--test", "b.npz", "--labels", "y.npy"]) == 2
+    assert "unrecognized arguments: --labels" in capsys.readouterr().err
+    assert main(["evaluate", "--example", "--n-bin", "5"]) == 2
+    assert "unrecognized arguments: --n-bin" in capsys.readouterr().err
 
 
 def test_evaluate_real_probabilities_in_process(tmp_path, capsys):
@@ -386,6 +394,7 @@ def test_evaluate_grouped_errors(tmp_path, capsys):
 def test_bootstrap_progress_on_stderr(tmp_path, capsys, monkeypatch):
     pytest.importorskip("calkit.metrics.bootstrap")
     monkeypatch.setitem(sys.modules, "tqdm", None)  # no tqdm: the plain counter
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     argv = ["evaluate", "--example", "--ci", "0.9", "--n-boot", "20", "--no-plots"]
     assert main(argv) == EXIT_OK
     err = capsys.readouterr().err
@@ -393,3 +402,18 @@ def test_bootstrap_progress_on_stderr(tmp_path, capsys, monkeypatch):
     assert "bootstrap nll: 20/20 (100%)" in err
     assert main([*argv, "--no-progress"]) == EXIT_OK
     assert "bootstrap" not in capsys.readouterr().err
+
+
+def test_bootstrap_progress_not_a_terminal(capsys, monkeypatch):
+    """Logs (stderr not a terminal) get one plain line, no carriage returns."""
+    pytest.importorskip("calkit.metrics.bootstrap")
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert main(["evaluate", "--example", "--ci", "0.9", "--n-boot", "20", "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "20 resamples per metric" in err
+
+
+def test_exit_code_convention():
+    """Every bad input, output or usage problem exits 2; 3 is a missing feature."""
+    assert (EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_MISSING) == (0, 2, 2, 3)
