@@ -420,10 +420,17 @@ def _read_torch(path: Path) -> dict:
     except ImportError as exc:
         raise LoadError(f"{path.name}: reading .pt files needs PyTorch "
                         "(pip install 'calkit[torch]')") from exc
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
+        raise LoadError(f"{path.name}: not a readable PyTorch file (no zip or pickle header: "
+                        "corrupt, truncated or another format)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for anything but plain tensors and containers
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        why = [line for line in lines if "WeightsUnpickler error" in line]
+        first = (why or lines or [type(exc).__name__])[0]
         if "weights_only" in str(exc) or "Weights only" in str(exc):
             raise LoadError(f"{path.name}: torch.load(weights_only=True) refused it ({first}); "
                             "save plain tensors, e.g. torch.save({'logits': z, 'labels': y}, "

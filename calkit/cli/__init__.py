@@ -20,6 +20,7 @@ version.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from calkit.cli import _common
@@ -105,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else 0
-        code = args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code = args.run(args)
     except CliError as exc:
         return _fail(str(exc), exc.code)
     except ValueError as exc:  # LoadError and validation errors: bad data or values
@@ -132,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("stdout was closed before the table was fully written (broken pipe)",
                      EXIT_ERROR)
     return code
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``calkit: warning: ...`` line, without source lines."""
+    _common.say(f"warning: {' '.join(str(message).split())} ({category.__name__})")
 
 
 def _fail(message: str, code: int) -> int:

@@ -41,8 +41,11 @@ class CliError(Exception):
     (True, '--n-bins must be a positive integer, got 0')
     >>> with contextlib.redirect_stderr(io.StringIO()) as stderr:   # main catches it
     ...     code = main(["evaluate", "--example", "--n-bins", "0"])
-    >>> code, stderr.getvalue().strip()
-    (2, "calkit: error: argument --n-bins: must be a positive integer, got '0' (see 'calkit evaluate --help')")
+    >>> code
+    2
+    >>> print(stderr.getvalue().strip())
+    calkit: error: argument --n-bins: must be a positive integer, got '0' (see 'calkit
+    evaluate --help')
     """
 
     def __init__(self, message: str, code: int = EXIT_ERROR):
@@ -332,6 +335,9 @@ class Outputs:
             raise CliError(f"{flag} {path}: {parent} is not a directory")
         if path.is_dir():
             raise CliError(f"{flag} {path} is a directory, expected a file name")
+        if path.exists() and not path.is_file():
+            raise CliError(f"{flag} {path} exists and is not a regular file; refusing to "
+                           "replace it")
         if path.exists() and not self.force:
             raise CliError(f"{flag} {path} already exists; pass --force to overwrite it")
         if not os.access(parent, os.W_OK):
@@ -345,6 +351,10 @@ class Outputs:
         for name in names:
             self._check_not_input(out / name, flag)
         if out.is_dir():
+            odd = sorted(n for n in names if (out / n).exists() and not (out / n).is_file())
+            if odd:
+                raise CliError(f"{flag} {out}: {', '.join(odd)} exists and is not a regular "
+                               "file; refusing to replace it")
             taken = sorted(n for n in names if (out / n).exists())
             if taken and not self.force:
                 raise CliError(f"{flag} {out} already holds {', '.join(taken)}; pass --force to "

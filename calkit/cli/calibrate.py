@@ -111,6 +111,11 @@ def run(args) -> int:
         outputs.check_file(args.save, "--save")
     if args.out is not None:
         outputs.check_dir(args.out, report_names(args, [FIGURE]))
+    for flag, path, labels in (("--val", args.val, args.val_labels),
+                               ("--test", args.test, args.test_labels)):
+        if path.suffix.lower() == ".npy" and labels is None:
+            raise CliError(f"{flag} {path.name} holds scores only; give its labels with "
+                           f"{flag}-labels FILE")
     kw = dict(confidence_col=args.confidence, labels_key=args.correct)
     val = load(args, args.val, args.val_labels, prefer="val", **kw)
     test = load(args, args.test, args.test_labels, prefer="test", **kw)
