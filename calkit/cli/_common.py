@@ -455,7 +455,30 @@ def model_input(pred) -> np.ndarray:
     return np.log(np.clip(p, PROB_FLOOR, None))
 
 
+def calibrator_input(pred, calibrator) -> np.ndarray:
+    """What ``calibrator`` is fitted on and applied to.
+
+    Beta calibration models P(y=1) itself (``a ln p - b ln(1 - p) + c``), so it gets
+    the positive-class probability as a 1-D array, unclipped; every other
+    calibrator gets :func:`model_input`.
+    """
+    if type(calibrator).__name__ == "BetaCalibration":
+        p = np.asarray(pred.y_prob, dtype=np.float64)
+        if p.ndim == 2:
+            if p.shape[1] != 2:
+                raise CliError(f"--method beta needs a binary task, but the scores have "
+                               f"{p.shape[1]} classes")
+            return p[:, 1]
+        return p
+    return model_input(pred)
+
+
 def calibrated_output(pred, probs) -> np.ndarray:
-    """Calibrated probabilities in the shape of the input: 1-D for 1-D scores."""
+    """Calibrated probabilities in the shape of the input: 1-D for 1-D scores, (N, 2)
+    for two columns."""
     probs = np.asarray(probs, dtype=np.float64)
-    return probs[:, 1] if pred.y_prob.ndim == 1 and probs.ndim == 2 else probs
+    if pred.y_prob.ndim == 1 and probs.ndim == 2:
+        return probs[:, 1]
+    if pred.y_prob.ndim == 2 and probs.ndim == 1:
+        return np.column_stack([1 - probs, probs])
+    return probs

@@ -15,9 +15,9 @@ from calkit.cli._common import (
     add_force_option,
     add_input_options,
     calibrated_output,
+    calibrator_input,
     describe,
     load,
-    model_input,
     say,
 )
 
@@ -83,7 +83,7 @@ def run(args) -> int:
     pred = load(args, args.file, args.labels, prefer="test", require_labels=False,
                 confidence_col=args.confidence, labels_key=args.correct)
     describe(pred)
-    x = model_input(pred)
+    x = calibrator_input(pred, calibrator)
     try:
         probs = calibrated_output(pred, calibrator.predict_proba(x))
     except ValueError as exc:

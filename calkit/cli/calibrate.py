@@ -15,12 +15,12 @@ from calkit.cli._common import (
     add_input_options,
     add_output_options,
     calibrated_output,
+    calibrator_input,
     check_view,
     confidence_axis_labels,
     describe,
     echo,
     load,
-    model_input,
     pyplot_or_none,
     report_names,
     save_figures,
@@ -127,8 +127,9 @@ def run(args) -> int:
     _check_compatible(val, test)
     view = check_view(args, test)
     try:
-        calibrator.fit(model_input(val), val.y_true)
-        after = calibrated_output(test, calibrator.predict_proba(model_input(test)))
+        calibrator.fit(calibrator_input(val, calibrator), val.y_true)
+        after = calibrated_output(test, calibrator.predict_proba(
+            calibrator_input(test, calibrator)))
     except ValueError as exc:
         raise CliError(f"--method {method}: {exc}") from exc
     say(f"fitted {type(calibrator).__name__} on {val.n_samples} validation samples")
