@@ -105,6 +105,11 @@ def _calibrator(method: str):
 def run(args) -> int:
     confidence_table = args.confidence is not None or args.correct is not None
     method = args.method or ("platt" if confidence_table else "ts")
+    from calkit.io import check_input_file
+
+    for path in (args.val, args.test, args.val_labels, args.test_labels):
+        if path is not None:
+            check_input_file(path)  # before the (slow) calkit.posthoc import
     calibrator = _calibrator(method)
     outputs = Outputs([args.val, args.test, args.val_labels, args.test_labels], args.force)
     if args.save is not None:
