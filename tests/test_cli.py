@@ -417,3 +417,18 @@ def test_bootstrap_progress_not_a_terminal(capsys, monkeypatch):
 def test_exit_code_convention():
     """Every bad input, output or usage problem exits 2; 3 is a missing feature."""
     assert (EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_MISSING) == (0, 2, 2, 3)
+
+
+def test_posthoc_without_sklearn_gives_the_install_hint():
+    """Before: a raw ModuleNotFoundError from deep inside calkit.posthoc."""
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "try:\n    import calkit.posthoc\nexcept ImportError as e:\n    print(e)\n"
+            "from calkit.cli import main\n"
+            "print('exit', main(['calibrate', '--val', sys.argv[1], '--test', sys.argv[1]]))")
+    from calkit.datasets import example_path
+
+    proc = subprocess.run([sys.executable, "-c", code, str(example_path())],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert "calkit.posthoc needs scikit-learn" in proc.stdout and "pip install" in proc.stdout
+    assert "exit 3" in proc.stdout and "Traceback" not in proc.stderr
+    assert proc.stderr.count("calkit: error:") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__: list[str] = []  # the command is used through calkit.cli.main
+
 import argparse
 from pathlib import Path
 

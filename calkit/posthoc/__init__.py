@@ -29,6 +29,12 @@ class                           method
 
 from __future__ import annotations
 
+try:
+    import sklearn  # noqa: F401  (every calibrator is a scikit-learn estimator)
+except ImportError as _exc:
+    raise ImportError("calkit.posthoc needs scikit-learn, part of calkit's base install: "
+                      "pip install 'scikit-learn>=1.6' (or reinstall calkit)") from _exc
+
 from calkit.posthoc._base import BaseCalibrator, load_calibrator
 from calkit.posthoc.binary import BetaCalibration, PlattScaling
 from calkit.posthoc.consistency import ConsistencyCalibration
