@@ -315,6 +315,10 @@ CASES = {
     "calibrate out has report": (lambda t: _calibrate(_val(t), t / "test.npz", "--no-plots",
                                                       "--out", _old_report(t)),
                                  "already holds report.json"),
+    "save is a report file": (lambda t: _calibrate(_val(t), t / "test.npz", "--no-plots",
+                                                   "--out", t / "rep", "--save",
+                                                   t / "rep" / "report.json"),
+                              "one of the report files"),
     "calibrate n-bins": (lambda t: _calibrate(npz(t), npz(t), "--n-bins", "-3"),
                          "argument --n-bins"),
     # --- apply

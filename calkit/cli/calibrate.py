@@ -114,10 +114,15 @@ def run(args) -> int:
             check_input_file(path)  # before the (slow) calkit.posthoc import
     calibrator = _calibrator(method)
     outputs = Outputs([args.val, args.test, args.val_labels, args.test_labels], args.force)
+    names = report_names(args, [FIGURE])
+    if args.save is not None and args.out is not None and any(
+            args.save.resolve() == (args.out / n).resolve() for n in names):
+        raise CliError(f"--save {args.save} is one of the report files --out writes; save "
+                       "the calibrator under another name")
     if args.save is not None:
         outputs.check_file(args.save, "--save")
     if args.out is not None:
-        outputs.check_dir(args.out, report_names(args, [FIGURE]))
+        outputs.check_dir(args.out, names)
     for flag, path, labels in (("--val", args.val, args.val_labels),
                                ("--test", args.test, args.test_labels)):
         if path.suffix.lower() == ".npy" and labels is None:
