@@ -24,19 +24,13 @@ import warnings
 from collections.abc import Sequence
 
 from calkit.cli import _common
-from calkit.cli._common import (
-    EXIT_DATA,
-    EXIT_ERROR,
-    EXIT_MISSING,
-    EXIT_OK,
-    EXIT_USAGE,
-    PROB_FLOOR,
-    CliError,
-    Parser,
-)
+from calkit.cli._common import EXIT_DATA as EXIT_DATA  # exit codes, importable from here
+from calkit.cli._common import EXIT_ERROR, EXIT_MISSING, CliError, Parser
+from calkit.cli._common import EXIT_OK as EXIT_OK
+from calkit.cli._common import EXIT_USAGE as EXIT_USAGE
+from calkit.cli._common import PROB_FLOOR as PROB_FLOOR
 
-__all__ = ["EXIT_DATA", "EXIT_ERROR", "EXIT_MISSING", "EXIT_OK", "EXIT_USAGE", "PROB_FLOOR",
-           "CliError", "build_parser", "main"]
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def build_parser() -> Parser:
