@@ -12,6 +12,15 @@ SHARED_DATA = Path(os.environ.get("CALKIT_SHARED_DATA", "")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
+def cuda_available() -> bool:
+    """Whether PyTorch is installed and sees a CUDA device (False without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ``../shared/data``; skips the calling test when it is missing."""
     path = SHARED_DATA.joinpath(*parts)

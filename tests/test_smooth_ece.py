@@ -8,6 +8,7 @@ import pytest
 
 from calkit import softmax
 from calkit.metrics.smooth import smooth_ece, smooth_ece_from_scores
+from conftest import cuda_available
 
 
 def _top(y, p):
@@ -161,7 +162,7 @@ def test_torch_path_matches_numpy(cifar10_ce_test):
         assert float(r) == pytest.approx(float(ref), abs=tol)
 
 
-@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+@pytest.mark.skipif(not cuda_available(), reason="needs PyTorch with a CUDA device")
 def test_cuda_matches_cpu(cifar10_ce_test):
     import torch
 
