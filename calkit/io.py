@@ -245,8 +245,12 @@ def load_predictions(path, *, labels=None, kind: str = "auto", scores=None,
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet"):
-        return _from_table(path, _read_table(path), kind, scores, scores_key, labels_key,
-                           confidence_col, where or {}, dropna, require_labels)
+        table = _read_table(path)
+        external = None
+        if labels is not None:
+            external = _load_labels(Path(labels), None, prefer)
+        return _from_table(path, table, kind, scores, scores_key, labels_key,
+                           confidence_col, where or {}, dropna, require_labels, external)
     if where:
         raise LoadError("--where filters apply to .csv/.parquet tables only")
     if scores is not None:
@@ -604,6 +608,10 @@ def _decide_kind(scores: np.ndarray, kind: str, name: str) -> tuple[str, np.ndar
                             f"{lo:.3g}); these look like logits (--logits)")
         return "logits", scores, "logits: some scores are negative, so they cannot be " \
             "probabilities"
+    if hi == 0:
+        if kind == "probs":
+            raise LoadError(f"{name}: --probs given but every score is 0")
+        return "logits", scores, "logits: every score is 0 (rows of 0 cannot be probabilities)"
     sums = scores.sum(axis=1, dtype=np.float64)
     off1 = float(np.abs(sums - 1).max())
     auto = kind == "auto"
@@ -811,8 +819,32 @@ def _compact(cols: list[str]) -> str:
 
 
 def _from_table(path: Path, table: dict, kind, scores, scores_key, labels_key, confidence_col,
-                where, dropna, require_labels=True) -> Predictions:
+                where, dropna, require_labels=True, external=None) -> Predictions:
     n_rows = len(next(iter(table.values())))
+    if external is not None:
+        if confidence_col is not None or where:
+            raise LoadError(f"{path.name}: --labels FILE goes with a table of class scores only "
+                            "(not with --where or a (confidence, correct) table)")
+        own = labels_key or _first(list(table), _LABEL_NAMES)
+        if own is not None and (scores if scores is not None else scores_key) is None:
+            raise LoadError(f"{path.name} has a label column {own!r} and --labels FILE was "
+                            "given too: drop --labels, or name the score columns with --scores")
+        names = list(table)
+        spec = scores if scores is not None else scores_key
+        if spec is not None:
+            cols = _select_columns(spec, names, path)
+            values = {c: _strict_numeric(table[c], c, path, None) for c in cols}
+            notes = []
+        else:
+            cols, values, notes = _infer_score_columns(table, names, path, None)
+        if not cols:
+            raise LoadError(f"{path.name}: no numeric score columns (columns: {names})")
+        matrix = np.column_stack([values[c] for c in cols])
+        source = {"file": path.name, "scores": _compact(cols), "labels": external[1]}
+        if notes:
+            source["notes"] = notes
+        return _validated(matrix[:, 0] if matrix.shape[1] == 1 else matrix, external[0], kind,
+                          source)
     keep = _where_mask(table, where, path)
     rows = np.arange(n_rows) if keep is None else np.flatnonzero(keep)
     if keep is not None:

@@ -174,6 +174,7 @@ def test_percentages_in_a_csv(tmp_path):
     (_Z + 20, "logits"),            # all positive, far above 1, rows sum to anything
     (P, "probs"),
     (P.astype(np.float16), "probs"),
+    (np.zeros((N, K)), "logits"),     # all 0: uniform logits, rows of 0 are no probabilities
 ])
 def test_auto_kind(tmp_path, scores, kind):
     np.savez(tmp_path / "s.npz", scores=scores, labels=Y)
@@ -235,3 +236,19 @@ def test_labels_optional(tmp_path):
     assert pred.y_true is None and pred.n_samples == N
     np.savez(tmp_path / "s.npz", logits=_Z)
     assert load_predictions(tmp_path / "s.npz", require_labels=False).kind == "logits"
+
+
+def test_table_of_scores_with_a_labels_file(tmp_path):
+    """Before: --labels was silently ignored for tables."""
+    path = tmp_path / "scores.csv"
+    write_csv(path, {"": list(range(N)), **prob_columns(P)})
+    np.save(tmp_path / "y.npy", Y)
+    pred = load_predictions(path, labels=tmp_path / "y.npy")
+    np.testing.assert_array_equal(pred.y_prob, P)
+    np.testing.assert_array_equal(pred.y_true, Y)
+    write_csv(path, {**prob_columns(P), "label": Y.tolist()})
+    with pytest.raises(LoadError, match="has a label column 'label' and --labels FILE"):
+        load_predictions(path, labels=tmp_path / "y.npy")
+    np.save(tmp_path / "y_short.npy", Y[:-1])
+    with pytest.raises(LoadError, match="rows of scores but"):
+        load_predictions(path, labels=tmp_path / "y_short.npy", scores="p*")
