@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import entr
 
 from calkit import _array as xp
+from calkit._export import Exportable, json_ready
 from calkit._validation import check_classification, check_logits, check_option
 from calkit.logits import log_softmax
 
@@ -116,7 +117,7 @@ def _check_probabilities(x) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class OODResult:
+class OODResult(Exportable):
     """OOD detection metrics (see :mod:`calkit.metrics.ood` for the conventions).
 
     Attributes
@@ -154,8 +155,10 @@ class OODResult:
     settings: dict
 
     def to_dict(self) -> dict:
-        return dict(auroc=self.auroc, aupr_in=self.aupr_in, aupr_out=self.aupr_out,
-                    fpr_at_tpr=self.fpr_at_tpr, threshold=self.threshold, **self.settings)
+        """JSON-ready dict of the metrics and settings (``to_frame()``: one row of them)."""
+        return json_ready(dict(auroc=self.auroc, aupr_in=self.aupr_in, aupr_out=self.aupr_out,
+                               fpr_at_tpr=self.fpr_at_tpr, threshold=self.threshold,
+                               **self.settings))
 
 
 def _check_scores_1d(x, name: str) -> np.ndarray:
