@@ -155,8 +155,10 @@ def risk_coverage(y_true, y_prob, *, confidence=None, view: str | None = None,
         top-label probability.  Any real score works, e.g.
         :func:`calkit.metrics.ood.ood_score`.
     view : {"top_label", "confidence"}, optional
-        Default ``"top_label"`` for an ``(N, K)`` ``y_prob``; a 1-D ``y_prob``
-        needs it said explicitly (see :mod:`calkit.metrics._views`).
+        Default ``"top_label"`` for an ``(N, K)`` ``y_prob``.  For a 1-D
+        ``y_prob`` the two readings rank and score alike when every value is
+        above 0.5 (then the default is accepted); otherwise the view must be
+        said explicitly, as for every calkit metric (:mod:`calkit.metrics._views`).
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
     classes : sequence, optional
@@ -182,6 +184,8 @@ def risk_coverage(y_true, y_prob, *, confidence=None, view: str | None = None,
     [0.0, 0.0, 0.3333333333333333]
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
+    if view is None and data.binary and bool((data.y_prob > 0.5).all()):
+        view = "top_label"  # p > 0.5 everywhere: predicts 1, ranked by p in both readings
     view = resolve_view(view, data, SELECTIVE_VIEWS)
     if view == "confidence":
         wrong = xp.to_numpy(data.y_true) != 1
