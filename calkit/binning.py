@@ -234,7 +234,8 @@ def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     """Bin index of every score for increasing ``edges`` (int64, in [0, len(edges) - 2]).
 
     ``scores`` are 1-D and finite (NaN is refused: it has no bin); ``edges``
-    strictly increasing, finite and within [0, 1].  Scores outside
+    non-decreasing (equal edges make an empty bin, as collapsed AdaFocal bins),
+    finite and within [0, 1].  Scores outside
     ``[edges[0], edges[-1]]`` go to the first or last bin.
 
     Examples
@@ -248,7 +249,7 @@ def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     """
     check_option(closed, "closed", CLOSED)
     scores = _check_finite_scores(scores)
-    return _assign(scores, _check_edges(edges, scores), closed)
+    return _assign(scores, _check_edges(edges, scores, strict=False), closed)
 
 
 def _assign(scores: Array, edges: Array, closed: str) -> Array:
@@ -338,8 +339,8 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
     return _bin_table(s, t, n_bins, strategy, closed)
 
 
-def _check_edges(edges, like_scores) -> Array:
-    """Explicit edges: 1-D, at least 2, finite, strictly increasing, within [0, 1]."""
+def _check_edges(edges, like_scores, strict: bool = True) -> Array:
+    """Explicit edges: 1-D, at least 2, finite, increasing (``strict``: no ties), in [0, 1]."""
     e = _as_array(edges, "edges")
     if xp.is_torch(e) and not xp.is_torch(like_scores):
         e = xp.to_numpy(e)
@@ -351,8 +352,10 @@ def _check_edges(edges, like_scores) -> Array:
         raise ValueError(f"edges has {e.shape[0]} values: at most {MAX_EDGES:,} (bins + 1)")
     if not (_finite(e.min()) and _finite(e.max())):
         raise ValueError("edges contains NaN or infinite values")
-    if not bool((e[1:] > e[:-1]).all()):
+    if strict and not bool((e[1:] > e[:-1]).all()):
         raise ValueError("edges must be strictly increasing (sort them and drop duplicates)")
+    if not strict and not bool((e[1:] >= e[:-1]).all()):
+        raise ValueError("edges must be increasing (sorted)")
     if float(e[0]) < 0 or float(e[-1]) > 1:
         raise ValueError(f"edges must lie in [0, 1] (scores are probabilities), got "
                          f"[{float(e[0])}, {float(e[-1])}]")

@@ -42,7 +42,7 @@ from scipy.special import entr
 
 from calkit import _array as xp
 from calkit._export import Exportable, json_ready
-from calkit._validation import check_classification, check_logits, check_option
+from calkit._validation import _as_array, check_classification, check_logits, check_option
 from calkit.logits import log_softmax
 
 SCORES = ("msp", "entropy", "energy", "max_logit")
@@ -162,7 +162,7 @@ class OODResult(Exportable):
 
 
 def _check_scores_1d(x, name: str) -> np.ndarray:
-    a = np.asarray(xp.to_numpy(x), dtype=np.float64)
+    a = np.asarray(xp.to_numpy(_as_array(x, name)), dtype=np.float64)
     if a.ndim != 1 or a.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {a.shape}")
     if not np.isfinite(a).all():
