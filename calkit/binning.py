@@ -154,7 +154,7 @@ class BinTable(Exportable):
         """One row per bin: ``lower``/``upper`` edges, counts, sums, means, gap, weight."""
         t = self.to_numpy()
         edges = np.asarray(t.edges)
-        if edges.ndim != 1:
+        if np.ndim(t.count) != 1:
             raise ValueError("to_frame() needs a single table (this one holds a batch of "
                              f"tables, count shape {tuple(np.shape(t.count))})")
         return {"lower": edges[:-1], "upper": edges[1:], "count": t.count,
