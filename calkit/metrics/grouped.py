@@ -377,7 +377,13 @@ def grouped_calibration(table, *, confidence, correct: str, group_by=(), n_bins:
     True
     """
     n_bins = check_n_bins(n_bins)
-    strategies = (strategy,) if isinstance(strategy, str) else tuple(strategy)
+    if isinstance(strategy, str):
+        strategies = (strategy,)
+    elif isinstance(strategy, (list, tuple)):
+        strategies = tuple(strategy)
+    else:
+        raise ValueError(f"strategy must be a name or a sequence of names from "
+                         f"{list(STRATEGIES)}, got {strategy!r}")
     if not strategies:
         raise ValueError("strategy must name at least one binning strategy")
     for s in strategies:

@@ -42,7 +42,14 @@ from scipy.special import entr
 
 from calkit import _array as xp
 from calkit._export import Exportable, json_ready
-from calkit._validation import _as_array, check_classification, check_logits, check_option
+from calkit._validation import (
+    _as_array,
+    check_classification,
+    check_logits,
+    check_fraction,
+    check_option,
+    check_positive,
+)
 from calkit.logits import log_softmax
 
 SCORES = ("msp", "entropy", "energy", "max_logit")
@@ -85,10 +92,9 @@ def ood_score(x, method: str = "msp", *, logits: bool = True,
     [4.018, 0.693]
     """
     check_option(method, "method", SCORES)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    temperature = check_positive(temperature, "temperature")
     if logits:
-        z = xp.as_float64(xp.to_numpy(check_logits(x))) / temperature
+        z = xp.as_float64(xp.to_numpy(check_logits(x, "x"))) / temperature
         if method == "max_logit":
             return z.max(1) * temperature
         logp = log_softmax(z)
@@ -109,8 +115,11 @@ def ood_score(x, method: str = "msp", *, logits: bool = True,
 
 def _check_probabilities(x) -> np.ndarray:
     """(N, K) probabilities, validated like classifier outputs (labels are not needed)."""
-    n = int(xp.to_numpy(x).shape[0]) if hasattr(x, "shape") else len(x)
-    data = check_classification(np.zeros(n, dtype=np.int64), x)
+    n = int(np.shape(x)[0]) if np.ndim(x) else 0
+    try:
+        data = check_classification(np.zeros(n, dtype=np.int64), x)
+    except (TypeError, ValueError) as exc:  # the checks name y_prob; here it is x
+        raise type(exc)(str(exc).replace("y_prob", "x")) from exc
     if data.binary:
         raise ValueError("probabilities must be a 2-D (N, K) array")
     return np.asarray(xp.to_numpy(data.y_prob), dtype=np.float64)
@@ -232,8 +241,7 @@ def ood_metrics(score_in, score_out, *, tpr: float = 0.95,
     (0.3333, 0.4)
     """
     check_option(positive, "positive", POSITIVE)
-    if not 0 < tpr <= 1:
-        raise ValueError(f"tpr must lie in (0, 1], got {tpr!r}")
+    tpr = check_fraction(tpr, "tpr", closed_high=True)
     s_in = _check_scores_1d(score_in, "score_in")
     s_out = _check_scores_1d(score_out, "score_out")
     thr, tp, fp = _roc_points(s_in, s_out)
