@@ -45,8 +45,8 @@ from calkit._export import Exportable, json_ready
 from calkit._validation import (
     _as_array,
     check_classification,
-    check_logits,
     check_fraction,
+    check_logits,
     check_option,
     check_positive,
 )
