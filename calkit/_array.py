@@ -56,9 +56,12 @@ def like(values: Array, ref: Array, dtype: str = "float64") -> Array:
 
 
 def to_numpy(x: Array) -> np.ndarray:
-    """A host numpy array holding ``x``."""
+    """A host numpy array holding ``x`` (bfloat16 tensors, which numpy lacks, as float32)."""
     if is_torch(x):
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.dtype == torch_module().bfloat16:
+            x = x.float()  # exact: every bfloat16 is a float32
+        return x.numpy()
     return np.asarray(x)
 
 

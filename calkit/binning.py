@@ -35,16 +35,26 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
-from calkit._validation import check_binary_targets, check_n_bins, check_option, check_scores
+from calkit._export import Exportable, json_ready
+from calkit._validation import (
+    _as_array,
+    _finite,
+    _is_float,
+    check_binary_targets,
+    check_n_bins,
+    check_option,
+    check_scores,
+)
 
 Strategy = Literal["uniform", "quantile"]
 Closed = Literal["right", "left"]
 STRATEGIES = ("uniform", "quantile")
 CLOSED = ("right", "left")
+MAX_EDGES = 1_000_001  # check_n_bins's cap on bins, plus one
 
 
 @dataclass(frozen=True)
-class BinTable:
+class BinTable(Exportable):
     """Per-bin statistics of scores against 0/1 targets.
 
     Attributes
@@ -71,6 +81,10 @@ class BinTable:
     ([2, 2], [-0.25, -0.15])
     >>> float(np.sum(t.weight * np.abs(t.gap)))  # the L1 ECE of this table
     0.2
+    >>> t.to_frame()[["lower", "upper", "count", "mean_score"]]   # one row per bin
+       lower  upper  count  mean_score
+    0    0.0    0.5      2        0.25
+    1    0.5    1.0      2        0.85
     """
 
     edges: Array
@@ -124,13 +138,33 @@ class BinTable:
                         strategy=self.strategy, closed=self.closed, n_samples=self.n_samples)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of the table (lists of floats; NaN for empty bins)."""
+        """JSON-ready dict of the table: lists (``edges`` has B + 1 entries, the others B).
+
+        The means and gap of empty bins are ``None`` (NaN in the arrays), so
+        ``json.loads(json.dumps(t.to_dict()))`` returns the same dict.
+        """
         t = self.to_numpy()
         out = {"strategy": t.strategy, "closed": t.closed, "n_samples": t.n_samples}
         for name in ("edges", "count", "sum_score", "sum_target", "mean_score",
                      "mean_target", "gap"):
-            out[name] = np.asarray(getattr(t, name)).tolist()
+            out[name] = json_ready(np.asarray(getattr(t, name)))
         return out
+
+    def _frame_columns(self) -> dict:
+        """One row per bin: ``lower``/``upper`` edges, counts, sums, means, gap, weight."""
+        t = self.to_numpy()
+        edges = np.asarray(t.edges)
+        if np.ndim(t.count) != 1:
+            raise ValueError("to_frame() needs a single table (this one holds a batch of "
+                             f"tables, count shape {tuple(np.shape(t.count))})")
+        return {"lower": edges[:-1], "upper": edges[1:], "count": t.count,
+                "sum_score": t.sum_score, "sum_target": t.sum_target,
+                "mean_score": t.mean_score, "mean_target": t.mean_target, "gap": t.gap,
+                "weight": t.weight}
+
+    def __repr__(self) -> str:
+        return (f"BinTable({self.n_bins} {self.strategy} bins, closed={self.closed!r}, "
+                f"n_samples={self.n_samples})")
 
 
 def uniform_edges(n_bins: int) -> np.ndarray:
@@ -170,7 +204,7 @@ def quantile_edges(scores: Array, n_bins: int) -> Array:
     array([0. , 0.4, 1. ])
     """
     n_bins = check_n_bins(n_bins)
-    s = _sort(scores)
+    s = _sort(check_scores(scores))
     return _quantile_edges_sorted(s, n_bins)
 
 
@@ -199,7 +233,10 @@ def _quantile_edges_sorted(sorted_scores: Array, n_bins: int) -> Array:
 def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     """Bin index of every score for increasing ``edges`` (int64, in [0, len(edges) - 2]).
 
-    Scores outside ``[edges[0], edges[-1]]`` go to the first or last bin.
+    ``scores`` are 1-D and finite (NaN is refused: it has no bin); ``edges``
+    non-decreasing (equal edges make an empty bin, as collapsed AdaFocal bins),
+    finite and within [0, 1].  Scores outside
+    ``[edges[0], edges[-1]]`` go to the first or last bin.
 
     Examples
     --------
@@ -211,10 +248,26 @@ def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     array([0, 3, 3, 9])
     """
     check_option(closed, "closed", CLOSED)
-    edges = xp.like(edges, scores) if xp.is_torch(scores) else np.asarray(edges, np.float64)
+    scores = _check_finite_scores(scores)
+    return _assign(scores, _check_edges(edges, scores, strict=False), closed)
+
+
+def _assign(scores: Array, edges: Array, closed: str) -> Array:
+    """:func:`assign_bins` on validated scores and edges of the same kind."""
     # Counting the inner edges below the score (or at most the score, closed="left") gives
     # the bin directly: scores beyond the outer edges land in the first or last bin.
     return xp.searchsorted(edges[1:-1], scores, right=(closed == "left"))
+
+
+def _check_finite_scores(scores, name: str = "scores") -> Array:
+    s = _as_array(scores, name)
+    if s.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(s.shape)}")
+    if not _is_float(s):
+        s = s.double() if xp.is_torch(s) else s.astype(np.float64)
+    if s.shape[0] and not (_finite(s.min()) and _finite(s.max())):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return s
 
 
 def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:
@@ -276,7 +329,7 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
     ([2, 2], [0.25, 0.75], [0.5, 1.0])
     """
     s = check_scores(scores)
-    t = check_binary_targets(targets, s.shape[0])
+    t = check_binary_targets(targets, s.shape[0], like=s)
     check_option(closed, "closed", CLOSED)
     if edges is not None:
         e = _check_edges(edges, s)
@@ -286,13 +339,26 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
     return _bin_table(s, t, n_bins, strategy, closed)
 
 
-def _check_edges(edges, like_scores) -> Array:
-    e = xp.like(edges, like_scores) if xp.is_torch(like_scores) else np.asarray(
-        edges, dtype=np.float64)
+def _check_edges(edges, like_scores, strict: bool = True) -> Array:
+    """Explicit edges: 1-D, at least 2, finite, increasing (``strict``: no ties), in [0, 1]."""
+    e = _as_array(edges, "edges")
+    if xp.is_torch(e) and not xp.is_torch(like_scores):
+        e = xp.to_numpy(e)
+    e = xp.like(e, like_scores) if xp.is_torch(like_scores) else np.asarray(e, np.float64)
     if e.ndim != 1 or e.shape[0] < 2:
-        raise ValueError("edges must be a 1-D array of at least 2 increasing values")
-    if not bool((e[1:] > e[:-1]).all()):
-        raise ValueError("edges must be strictly increasing")
+        raise ValueError("edges must be a 1-D array of at least 2 increasing values, got "
+                         f"shape {tuple(e.shape)}")
+    if e.shape[0] > MAX_EDGES:
+        raise ValueError(f"edges has {e.shape[0]} values: at most {MAX_EDGES:,} (bins + 1)")
+    if not (_finite(e.min()) and _finite(e.max())):
+        raise ValueError("edges contains NaN or infinite values")
+    if strict and not bool((e[1:] > e[:-1]).all()):
+        raise ValueError("edges must be strictly increasing (sort them and drop duplicates)")
+    if not strict and not bool((e[1:] >= e[:-1]).all()):
+        raise ValueError("edges must be increasing (sorted)")
+    if float(e[0]) < 0 or float(e[-1]) > 1:
+        raise ValueError(f"edges must lie in [0, 1] (scores are probabilities), got "
+                         f"[{float(e[0])}, {float(e[-1])}]")
     return e
 
 
@@ -307,7 +373,9 @@ def _bin_table(scores: Array, targets: Array, n_bins: int, strategy: str,
 
 
 def _bin_table_explicit(scores, targets, edges, closed) -> BinTable:
-    idx = assign_bins(scores, edges, closed)
+    """Table on validated scores and edges (any increasing finite edges, e.g. a top edge
+    above 1 that gives a score of exactly 1.0 its own bin, as peer conventions need)."""
+    idx = _assign(scores, edges, closed)
     return _table_from_index(idx, scores, targets, edges, "explicit", closed)
 
 

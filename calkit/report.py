@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from calkit.binning import BinTable
+from calkit._export import json_ready as _json_ready
 from calkit.metrics import (
     accuracy,
     brier_score,
@@ -29,15 +28,18 @@ from calkit.metrics import (
     sweep_ece,
 )
 
-#: key -> label of every metric a summary may hold, in display order.
+#: key -> label of every metric a summary may hold, in display order.  Each key means one
+#: definition everywhere in calkit (the function of :func:`metric_specs`, the grouped
+#: tables, the accumulator); each label names the norm, so an L2 number is never read
+#: as an L1 one.
 METRIC_LABELS = {
     "accuracy": "accuracy",
-    "ece_uniform": "ECE, {n} equal-width bins",
-    "ece_quantile": "ECE, {n} equal-mass bins",
-    "debiased_ece": "debiased ECE (L2, {n} equal-mass)",
-    "sweep_ece": "sweep ECE (L1, equal-mass)",
-    "smooth_ece": "smooth ECE",
-    "mce_uniform": "MCE, {n} equal-width bins",
+    "ece_uniform": "ECE (L1), {n} equal-width bins",
+    "ece_quantile": "ECE (L1), {n} equal-mass bins",
+    "debiased_ece": "debiased ECE (L2), {n} equal-mass bins",
+    "sweep_ece": "sweep ECE (L1), equal-mass",
+    "smooth_ece": "smooth ECE (L1, kernel)",
+    "mce_uniform": "MCE (max), {n} equal-width bins",
     "brier": "Brier score",
     "nll": "NLL (log loss)",
 }
@@ -70,7 +72,7 @@ class Summary:
     >>> bool(s.metrics["ece_uniform"] == ece(labels, softmax(logits), n_bins=10))
     True
     >>> s.label("ece_uniform"), round(s.metrics["accuracy"], 4)
-    ('ECE, 10 equal-width bins', 0.9545)
+    ('ECE (L1), 10 equal-width bins', 0.9545)
     >>> sorted(s.to_dict())
     ['bins', 'intervals', 'metrics', 'settings']
     """
@@ -93,18 +95,16 @@ class Summary:
         })
 
 
-def _share_correct(y_true, y_prob, sum_tol: float | None = None) -> float:
-    """Accuracy of (confidence, correct) data: the share of correct answers."""
-    return float(np.mean(y_true))
-
-
-def metric_specs(n_bins: int = 15, view: str = "top_label",
+def metric_specs(n_bins: int = 15, view: str | None = None,
                  confidence_form: bool = False) -> dict[str, tuple[Callable, dict]]:
     """Metric key -> ``(function, keyword arguments)``: ``function(y_true, y_prob, **kw)``.
 
     The same specs give the values (:func:`summarize`) and the bootstrap
     intervals (:func:`bootstrap_intervals`), so both always describe the same
     numbers.  ``smooth_ece`` is included when :mod:`calkit.metrics.smooth` exists.
+    ``confidence_form=True`` means ``view="confidence"``.  ``brier`` is
+    :func:`calkit.brier_score`'s one rule (binary tasks: the positive-class form
+    in both layouts).
 
     Examples
     --------
@@ -117,16 +117,18 @@ def metric_specs(n_bins: int = 15, view: str = "top_label",
      'mce_uniform', 'brier', 'nll']
     >>> func, kwargs = specs["ece_quantile"]
     >>> func.__name__, kwargs
-    ('calibration_error', {'n_bins': 10, 'view': 'top_label', 'strategy': 'quantile'})
+    ('calibration_error', {'n_bins': 10, 'view': None, 'strategy': 'quantile'})
     >>> logits, labels = load_example()
     >>> probs = softmax(logits)
     >>> bool(float(func(labels, probs, **kwargs)) == ece(labels, probs, n_bins=10,
     ...                                                   strategy="quantile"))
     True
     """
+    if confidence_form:
+        view = "confidence"
     binned = dict(n_bins=n_bins, view=view)
     specs = {
-        "accuracy": (_share_correct, {}) if confidence_form else (accuracy, {}),
+        "accuracy": (accuracy, dict(view=view)),
         "ece_uniform": (calibration_error, dict(binned, strategy="uniform")),
         "ece_quantile": (calibration_error, dict(binned, strategy="quantile")),
         "debiased_ece": (debiased_ece, binned),
@@ -152,7 +154,7 @@ def _optional_smooth_ece():
     return smooth_ece
 
 
-def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
+def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
               confidence_form: bool = False, sum_tol: float | None = None,
               progress: Callable | None = None) -> Summary:
     """The standard calibration numbers of one model.
@@ -165,11 +167,13 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
         Probabilities; with ``confidence_form=True`` the confidence of each answer.
     n_bins : int, default=15
         Bins of the binned metrics.
-    view : {"top_label", "positive"}, default="top_label"
-        Which scores are checked (``"positive"`` for the confidence form).
+    view : {"top_label", "positive", "confidence"}, optional
+        Which scores are checked (:mod:`calkit.metrics._views`): default
+        ``"top_label"`` for an ``(N, K)`` ``y_prob``; a 1-D ``y_prob`` needs
+        ``"confidence"`` or ``"positive"`` (or ``confidence_form=True``).
     confidence_form : bool, default=False
-        The data are (confidence, correct) pairs, e.g. LLM answers: accuracy is
-        the share of correct answers and the calibration view is ``"positive"``.
+        The data are (confidence, correct) pairs, e.g. LLM answers: the view is
+        ``"confidence"`` (accuracy is the share of correct answers).
     progress : callable, optional
         Wraps the iterable of metric keys (e.g. ``tqdm``).
 
@@ -188,7 +192,7 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
     (0.9545, 0.04)
     """
     if confidence_form:
-        view = "positive"
+        view = "confidence"
     specs = metric_specs(n_bins, view, confidence_form)
     keys = progress(list(specs)) if progress is not None else list(specs)
     metrics, tables = {}, {}
@@ -198,6 +202,7 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str = "top_label",
         metrics[key] = float(result)
         if key in ("ece_uniform", "ece_quantile"):
             tables[key[4:]] = result.table
+            view = result.settings["view"]  # the view the metrics resolved
     n = int(np.shape(y_true)[0])
     settings = {"n_bins": n_bins, "view": view, "n_samples": n,
                 "confidence_form": bool(confidence_form)}
@@ -310,7 +315,7 @@ def to_markdown(summaries: Summary | Mapping[str, Summary], *, title: str = "Cal
     | metric | value |
     |:---|---:|
     | accuracy | 0.9000 |
-    | ECE, 15 equal-width bins | 0.0400 |
+    | ECE (L1), 15 equal-width bins | 0.0400 |
     <BLANKLINE>
     ![reliability_uniform](reliability_uniform.png)
     """
@@ -351,7 +356,7 @@ def to_html(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibra
     (True, True)
     >>> "<tr><th>metric</th><th>before</th><th>after</th></tr>" in page
     True
-    >>> "<td>ECE, 15 equal-width bins</td><td>0.0400</td><td>0.0100</td>" in page
+    >>> "<td>ECE (L1), 15 equal-width bins</td><td>0.0400</td><td>0.0100</td>" in page
     True
     """
     summaries = _as_mapping(summaries)
@@ -412,21 +417,6 @@ def write_report(out_dir: str | Path, summaries: Summary | Mapping[str, Summary]
         written.append(out / "report.html")
         written[-1].write_text(to_html(summaries, title=title, source=src, images=images))
     return written
-
-
-def _json_ready(obj):
-    """Replace NaN/inf by None and numpy scalars by Python numbers, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, BinTable):
-        return _json_ready(obj.to_dict())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # ----------------------------------------------------------------------------- grouped tables

@@ -100,7 +100,7 @@ class CalibrationAccumulator:
     Notes
     -----
     :meth:`compute` returns a dict with ``n_samples``, ``ece``, ``rmsce``,
-    ``mce`` (top-label, fixed bins), ``debiased_ece`` (Kumar et al.'s L2
+    ``mce`` (top-label, fixed bins), ``debiased_ece_uniform`` (Kumar et al.'s L2
     estimator on the same fixed bins), ``accuracy``, ``brier``, ``nll``, plus
     ``classwise_ece`` and the exact-mode keys when enabled.  Values are floats
     for numpy input and 0-d float64 tensors on the input's device for torch.
@@ -296,7 +296,7 @@ class CalibrationAccumulator:
         out = {"n_samples": n}
         for name, norm in (("ece", "l1"), ("rmsce", "l2"), ("mce", "max")):
             out[name] = error_from_table(table, norm)
-        out["debiased_ece"] = debiased_error_from_table(table)
+        out["debiased_ece_uniform"] = debiased_error_from_table(table)
         out["accuracy"] = table.sum_target.sum() / n
         out["brier"] = self._state["brier"] / n
         out["nll"] = self._state["nll"] / n

@@ -168,7 +168,7 @@ def test_evaluate_real_probabilities_in_process(tmp_path, capsys):
     assert main(["evaluate", str(path), "--n-bins", "10", "--strategy", "quantile",
                  "--out", str(tmp_path), "--format", "md", "--no-plots"]) == EXIT_OK
     out = capsys.readouterr()
-    assert "10000x10 probs" in out.err and "ECE, 10 equal-mass bins" in out.out
+    assert "10000x10 probs" in out.err and "ECE (L1), 10 equal-mass bins" in out.out
     with np.load(path, allow_pickle=False) as d:
         p, y = d["predictions"], d["ground_truth"]
     report = json.loads((tmp_path / "report.json").read_text())
@@ -189,7 +189,7 @@ def test_evaluate_llm_confidence_in_process(tmp_path, capsys):
     conf = np.array([float(r["stated_confidence"]) for r in rows])
     right = np.array([r["correct"] == "TRUE" for r in rows])
     report = json.loads((tmp_path / "report.json").read_text())["models"]["model"]
-    assert report["settings"]["view"] == "positive"
+    assert report["settings"]["view"] == "confidence"
     assert report["metrics"]["accuracy"] == pytest.approx(right.mean())
     assert report["metrics"]["brier"] == pytest.approx(np.mean((conf - right) ** 2))
     assert f"{right.mean():.4f}" in out

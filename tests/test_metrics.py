@@ -73,9 +73,12 @@ def test_binary_views():
     pos = brute_ece(p, y == 1, uniform_edges(15))
     top = brute_ece(np.maximum(p, 1 - p), (p > 0.5).astype(int) == y, uniform_edges(15))
     assert ece(y, p, view="positive") == pytest.approx(pos, rel=1e-12)
-    assert ece(y, p) == pytest.approx(top, rel=1e-12)
+    assert ece(y, p, view="top_label") == pytest.approx(top, rel=1e-12)
+    with pytest.raises(ValueError, match="view="):  # 1-D scores: the reading must be said
+        ece(y, p)
     two_col = np.stack([1 - p, p], axis=1)
     assert ece(y, two_col, view="positive") == pytest.approx(pos, rel=1e-12)
+    assert ece(y, two_col) == pytest.approx(top, rel=1e-12)  # (N, K): top-label by default
     with pytest.raises(ValueError, match="binary"):
         ece([0, 1, 2], np.eye(3), n_bins=2, view="positive")
 

@@ -10,7 +10,7 @@ import calkit
 
 
 def test_import_needs_neither_torch_nor_matplotlib():
-    code = ("import sys, calkit; calkit.ece([0, 1], [0.2, 0.9], n_bins=2); "
+    code = ("import sys, calkit; calkit.ece([0, 1], [0.2, 0.9], n_bins=2, view='positive'); "
             "print(sorted(m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

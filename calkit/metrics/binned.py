@@ -16,16 +16,17 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
+from calkit._export import Exportable, json_ready
 from calkit._validation import check_classification, check_n_bins, check_option
 from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table
-from calkit.metrics._views import score_target_pairs
+from calkit.metrics._views import resolve_view, score_target_pairs
 
 Norm = Literal["l1", "l2", "max"]
 NORMS = ("l1", "l2", "max")
 
 
 @dataclass(frozen=True)
-class CalibrationResult:
+class CalibrationResult(Exportable):
     """A calibration error together with the bins and settings that produced it.
 
     Attributes
@@ -48,6 +49,14 @@ class CalibrationResult:
     (0.1, [1, 3])
     >>> r.settings["closed"], r.settings["view"]
     ('right', 'positive')
+    >>> import json
+    >>> d = r.to_dict()
+    >>> d["value"], d["tables"][0]["count"], json.loads(json.dumps(d)) == d
+    (0.1, [1, 3], True)
+    >>> r.to_frame()[["lower", "upper", "count", "gap"]].round(6)   # one row per bin
+       lower  upper  count       gap
+    0    0.0    0.5      1  0.200000
+    1    0.5    1.0      3  0.066667
     """
 
     value: object
@@ -73,6 +82,20 @@ class CalibrationResult:
     def __repr__(self) -> str:
         return f"CalibrationResult({self.describe()})"
 
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``value``, ``settings`` and ``tables`` (each ``BinTable.to_dict()``)."""
+        return {"value": json_ready(float(self)), "settings": json_ready(self.settings),
+                "tables": [t.to_dict() for t in self.tables]}
+
+    def _frame_columns(self) -> dict:
+        """One row per bin of every table; a ``table`` column (class index) when several."""
+        parts = [t._frame_columns() for t in self.tables]
+        columns = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+        if len(parts) > 1:
+            columns = {"table": np.repeat(np.arange(len(parts)),
+                                          [len(p["lower"]) for p in parts]), **columns}
+        return columns
+
 
 def error_from_table(table: BinTable, norm: Norm = "l1") -> Array:
     """Calibration error of one bin table.
@@ -97,6 +120,9 @@ def error_from_table(table: BinTable, norm: Norm = "l1") -> Array:
     >>> bool(np.isclose(error_from_table(t), ece(y, p, n_bins=10, view="positive")))
     True
     """
+    if not isinstance(table, BinTable):
+        raise TypeError(f"table must be a BinTable, got {type(table).__name__}")
+    check_option(norm, "norm", NORMS)
     diff = xp.abs_(table.sum_score - table.sum_target)
     if norm == "l1":
         return diff.sum(-1) / table.n_samples
@@ -130,6 +156,8 @@ def debiased_error_from_table(table: BinTable) -> Array:
     ...                 debiased_ece(y, p, n_bins=10, view="positive")))
     True
     """
+    if not isinstance(table, BinTable):
+        raise TypeError(f"table must be a BinTable, got {type(table).__name__}")
     n = xp.as_float64(table.count)
     ok = table.count >= 2
     safe_n = xp.where(ok, n, 2.0)
@@ -141,25 +169,35 @@ def debiased_error_from_table(table: BinTable) -> Array:
 
 
 def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
-                      norm: Norm = "l1", view: str = "top_label", closed: str = "right",
-                      debias: bool = False, sum_tol: float | None = None) -> CalibrationResult:
+                      norm: Norm = "l1", view: str | None = None, closed: str = "right",
+                      debias: bool = False, sum_tol: float | None = None,
+                      classes=None) -> CalibrationResult:
     """Binned calibration error with its bin table(s) and settings.
 
     Parameters
     ----------
     y_true : array of shape (N,) or (N, K)
-        Integer labels, or a one-hot matrix.
+        Class labels (integers, booleans, or any labels with ``classes``), or
+        a one-hot matrix.  With ``view="confidence"``: 0/1, whether each
+        answer was right.
     y_prob : array of shape (N, K) or (N,)
-        Class probabilities (rows sum to one), or for a binary task the
-        probability of class 1.  numpy array or torch tensor.
+        Class probabilities (rows sum to one); or 1-D: a binary classifier's
+        probability of class 1 (``view="positive"`` or ``"top_label"``), or the
+        confidence of each predicted answer (``view="confidence"``).  numpy
+        array, torch tensor or pandas object.
     n_bins : int, default=15
         Number of bins; at most the number of samples.
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (:mod:`calkit.binning`).
     norm : {"l1", "l2", "max"}, default="l1"
         ECE, RMS calibration error or maximum calibration error (MCE).
-    view : {"top_label", "positive", "classwise"}, default="top_label"
-        Which scores are checked (:mod:`calkit.metrics._views`).  Class-wise
+    view : {"top_label", "positive", "classwise", "confidence"}, optional
+        Which scores are checked (:mod:`calkit.metrics._views`).  Default:
+        ``"top_label"`` for an ``(N, K)`` ``y_prob``; a 1-D ``y_prob`` needs an
+        explicit view, because (correct, confidence) pairs and a binary
+        classifier's P(y = 1) look alike and reading one as the other gives a
+        plausible wrong number: ``"confidence"`` for (correct, confidence)
+        pairs, ``"positive"`` for P(y = 1) against the class.  Class-wise
         errors are combined as ``(mean_k CE_k^p)^(1/p)`` (the mean for l1, the
         root mean square for l2, the maximum for max).
     closed : {"right", "left"}, default="right"
@@ -168,6 +206,11 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         Kumar et al.'s debiased estimator (``norm="l2"`` only).
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
+    classes : sequence, optional
+        The label of each column of ``y_prob`` (e.g. ``["cat", "dog"]``); labels
+        are mapped through it.  Without it, string labels are mapped to their
+        sorted distinct values when there are exactly ``K`` of them.  Recorded
+        in ``settings["classes"]``.
 
     Returns
     -------
@@ -182,13 +225,22 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
     >>> y_prob = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     >>> calibration_error([0, 1, 1, 1], y_prob, n_bins=4).describe()
     'ECE = 0.350000 (top_label, 4 uniform bins, closed=right)'
+
+    (correct, confidence) pairs, e.g. top-1 confidences, say so with ``view="confidence"``:
+
+    >>> correct, conf = np.array([1, 0, 1, 1]), np.array([0.9, 0.6, 0.4, 0.8])
+    >>> round(float(calibration_error(correct, conf, n_bins=2, view="confidence")), 6)
+    0.225
     """
     check_option(strategy, "strategy", STRATEGIES)
     check_option(norm, "norm", NORMS)
     check_option(closed, "closed", CLOSED)
+    if not isinstance(debias, (bool, np.bool_)):
+        raise ValueError(f"debias must be True or False, got {debias!r}")
     if debias and norm != "l2":
         raise ValueError("debias=True is the L2 estimator of Kumar et al.; use norm='l2'")
-    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
+    view = resolve_view(view, data)
     n_bins = check_n_bins(n_bins, data.n_samples)
     tables = tuple(_bin_table(s, t, n_bins, strategy, closed)
                    for s, t in score_target_pairs(data, view))
@@ -199,6 +251,8 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
     value = _combine(errors, norm)
     settings = dict(norm=norm, n_bins=n_bins, strategy=strategy, closed=closed, view=view,
                     debiased=bool(debias), n_samples=data.n_samples)
+    if data.classes is not None:
+        settings["classes"] = list(data.classes)
     return CalibrationResult(xp.scalar(value), tables, settings)
 
 
@@ -217,8 +271,15 @@ def _combine(errors: list, norm: str) -> Array:
 
 
 def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: Norm = "l1",
-        view: str = "top_label", closed: str = "right", sum_tol: float | None = None):
+        view: str | None = None, closed: str = "right", sum_tol: float | None = None,
+        classes=None):
     """Expected calibration error (a number); see :func:`calibration_error`.
+
+    ``y_true``, ``y_prob``, ``view`` and ``classes`` as there: an ``(N, K)``
+    ``y_prob`` is checked top-label by default; a 1-D ``y_prob`` needs
+    ``view="confidence"`` ((correct, confidence) pairs: ``y_true`` is 0/1
+    correctness, ``y_prob`` the confidence of the predicted answer) or
+    ``view="positive"`` (a binary classifier's P(y = 1) against the class).
 
     Examples
     --------
@@ -226,15 +287,27 @@ def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: No
     >>> from calkit import ece
     >>> round(ece([1, 0, 1, 1], np.array([0.9, 0.2, 0.6, 0.8]), n_bins=2, view="positive"), 6)
     0.225
+    >>> correct, conf = [1, 0, 1, 1], np.array([0.9, 0.6, 0.4, 0.8])
+    >>> round(ece(correct, conf, n_bins=2, view="confidence"), 6)  # (0.6 + 3 * 0.1) / 4
+    0.225
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm=norm,
-                             view=view, closed=closed, sum_tol=sum_tol).value
+                             view=view, closed=closed, sum_tol=sum_tol, classes=classes).value
 
 
 def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile",
-                 view: str = "top_label", closed: str = "right",
-                 sum_tol: float | None = None):
-    """Debiased L2 calibration error (Kumar, Liang and Ma 2019).
+                 view: str | None = None, closed: str = "right",
+                 sum_tol: float | None = None, classes=None):
+    """Debiased L2 calibration error (Kumar, Liang and Ma 2019), on equal-mass bins.
+
+    An L2 quantity (a debiased RMS calibration error), not the L1 ECE of
+    :func:`ece`: compare it with ``calibration_error(..., norm="l2")``.  Its
+    name means this definition everywhere in calkit (report and grouped
+    tables, the accumulator's exact mode); the same estimator on fixed
+    equal-width bins is called ``debiased_ece_uniform``.
+    ``y_true``, ``y_prob``, ``view`` and ``classes`` as in
+    :func:`calibration_error` (a 1-D ``y_prob`` needs ``view="confidence"``
+    or ``view="positive"``).
 
     The plug-in squared error of every bin with ``n_b >= 2`` samples minus the
     variance of its mean target, ``a_b (1 - a_b) / (n_b - 1)``, weighted by
@@ -256,4 +329,5 @@ def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile"
     True
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm="l2",
-                             view=view, closed=closed, debias=True, sum_tol=sum_tol).value
+                             view=view, closed=closed, debias=True, sum_tol=sum_tol,
+                             classes=classes).value

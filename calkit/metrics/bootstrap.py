@@ -59,8 +59,9 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from calkit import _array as xp
+from calkit._export import Exportable, json_ready
 from calkit._progress import ProgressBar
-from calkit._validation import check_classification, check_option
+from calkit._validation import check_classification, check_fraction, check_int, check_option
 from calkit.binning import (
     BinTable,
     _table_from_index,
@@ -68,7 +69,7 @@ from calkit.binning import (
     resampled_tables,
     uniform_edges,
 )
-from calkit.metrics._views import score_target_pairs
+from calkit.metrics._views import resolve_view, score_target_pairs
 from calkit.metrics.binned import (
     calibration_error,
     debiased_ece,
@@ -84,7 +85,7 @@ _BLOCK_ELEMENTS = 1 << 22  # indices drawn per block (32 MiB of int64)
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(Exportable):
     """A metric value with its bootstrap confidence interval.
 
     Attributes
@@ -118,6 +119,9 @@ class BootstrapResult:
     (True, 0.059, 0.112)
     >>> bool(np.allclose([r.low, r.high], np.percentile(r.distribution, [2.5, 97.5])))
     True
+    >>> r.to_frame()[["metric", "value", "low", "high"]].round(3)   # one row
+      metric  value    low   high
+    0    ece  0.082  0.059  0.112
     """
 
     value: float
@@ -135,6 +139,15 @@ class BootstrapResult:
 
     def __float__(self) -> float:
         return float(self.value)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: the interval, ``standard_error``, ``settings`` and ``distribution``."""
+        return {"metric": self.settings.get("metric", "metric"), "value": json_ready(self.value),
+                "low": json_ready(self.low), "high": json_ready(self.high),
+                "confidence": self.confidence, "method": self.method,
+                "standard_error": json_ready(self.standard_error),
+                "settings": json_ready(self.settings),
+                "distribution": json_ready(np.asarray(self.distribution))}
 
     def __repr__(self) -> str:
         return (f"BootstrapResult({self.settings.get('metric', 'metric')} = {self.value:.6f}, "
@@ -185,6 +198,13 @@ def _metric_settings(metric, kwargs: dict) -> dict:
     return params
 
 
+def _takes(metric, name: str) -> bool:
+    try:
+        return name in inspect.signature(metric).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _binned_statistic(metric, data, kwargs: dict) -> _BinnedStatistic | None:
     """The fast route for fixed-edge binned metrics, or None when it does not apply."""
     if metric not in (ece, calibration_error, debiased_ece):
@@ -194,7 +214,7 @@ def _binned_statistic(metric, data, kwargs: dict) -> _BinnedStatistic | None:
         return None
     debias = metric is debiased_ece or p.get("debias", False)
     norm = "l2" if metric is debiased_ece else p["norm"]
-    ((scores, targets),) = score_target_pairs(data, p["view"])
+    ((scores, targets),) = score_target_pairs(data, resolve_view(p["view"], data))
 
     def reduce(table):
         return debiased_error_from_table(table) if debias else error_from_table(table, norm)
@@ -243,7 +263,10 @@ def bootstrap(metric, y_true, y_prob, *, n_resamples: int = 1000, confidence: fl
         :func:`calkit.metrics.smooth.smooth_ece`, your own, ...
     y_true, y_prob : arrays
         As for the metric; validated once.  Torch tensors are resampled on the
-        host as numpy arrays.
+        host as numpy arrays.  A 1-D ``y_prob`` needs the metric's ``view``
+        (``view="confidence"`` for (correct, confidence) pairs,
+        ``view="positive"`` for a binary classifier's P(y = 1)), passed in
+        ``metric_kwargs``, exactly as the metric itself does.
     n_resamples : int, default=1000
     confidence : float, default=0.95
         Nominal coverage of the interval.
@@ -257,7 +280,9 @@ def bootstrap(metric, y_true, y_prob, *, n_resamples: int = 1000, confidence: fl
     progress : bool, default=False
         Show a progress bar of the resamples on stderr (:class:`ProgressBar`).
     **metric_kwargs
-        Passed to ``metric`` (e.g. ``n_bins=10, norm="l2"``).
+        Passed to ``metric`` (e.g. ``n_bins=10, norm="l2"``).  ``classes`` (and
+        ``sum_tol``) also apply to the one validation here; the resamples get
+        the already mapped integer labels.
 
     Returns
     -------
@@ -275,17 +300,23 @@ def bootstrap(metric, y_true, y_prob, *, n_resamples: int = 1000, confidence: fl
     >>> bool(r.low < r.value < r.high), r.settings["route"]
     (True, 'binned')
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < 2:
-        raise ValueError(f"n_resamples must be an integer >= 2, got {n_resamples!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    confidence = check_fraction(confidence, "confidence")
     check_option(method, "method", METHODS)
+    if batch is not None:
+        batch = check_int(batch, "batch", minimum=1)
     if not callable(metric):
         raise ValueError(f"metric must be a callable metric(y_true, y_prob), got {metric!r}")
-    data = check_classification(y_true, y_prob, sum_tol=metric_kwargs.get("sum_tol"))
+    data = check_classification(y_true, y_prob, sum_tol=metric_kwargs.get("sum_tol"),
+                                classes=metric_kwargs.get("classes"))
     y, p = xp.to_numpy(data.y_true), xp.to_numpy(data.y_prob)
     n = data.n_samples
+    settings_kwargs = dict(metric_kwargs)
+    if data.classes is not None:
+        settings_kwargs["classes"] = list(data.classes)
+    metric_kwargs = {k: v for k, v in metric_kwargs.items() if k != "classes"}  # y is mapped
+    if data.y_prob.dtype.itemsize <= 2 and data.y_prob.ndim == 2 and _takes(metric, "sum_tol"):
+        metric_kwargs.setdefault("sum_tol", 1e-2)  # 16-bit rows, now read as float32
     value = float(metric(y, p, **metric_kwargs))
     rng = np.random.default_rng(random_state)
     batch = batch or max(1, _BLOCK_ELEMENTS // n)
@@ -315,7 +346,7 @@ def bootstrap(metric, y_true, y_prob, *, n_resamples: int = 1000, confidence: fl
     low, high = _interval(dist, value, (1 - confidence) / 2, method, jack)
     settings = dict(n_resamples=int(n_resamples), random_state=random_state,
                     route="binned" if binned is not None else "generic",
-                    metric=name, **metric_kwargs)
+                    metric=name, **settings_kwargs)
     return BootstrapResult(value, float(low), float(high), float(confidence), method, dist,
                            settings)
 

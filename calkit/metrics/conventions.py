@@ -60,7 +60,13 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._validation import check_classification, check_n_bins, check_option
-from calkit.binning import BinTable, bin_table, sorted_pairs, table_from_ranks
+from calkit.binning import (
+    BinTable,
+    _bin_table_explicit,
+    bin_table,
+    sorted_pairs,
+    table_from_ranks,
+)
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import NORMS, CalibrationResult, error_from_table
 from calkit.metrics.sweep import _rank_boundaries
@@ -73,6 +79,12 @@ class _Preset:
     norms: tuple
     binning: object  # (scores, targets, n_bins, strategy) -> BinTable
     view: object  # (Classification) -> view name
+
+
+def _explicit(scores, targets, edges, closed: str) -> BinTable:
+    """Table of validated scores on a library's own edges (which may end above 1)."""
+    return _bin_table_explicit(scores, np.asarray(targets, dtype=bool),
+                               np.asarray(edges, dtype=np.float64), closed)
 
 
 def _top_or_positive(data) -> str:
@@ -102,7 +114,7 @@ def _rule_table(scores, targets, rule, n_slots: int) -> BinTable:
     inner = _rule_edges(rule, n_slots - 1)
     top = 1.0 if inner[-1] < 1.0 else 2.0  # a slot holding only 1.0 needs room above it
     edges = np.concatenate([[0.0], inner, [top]])
-    return bin_table(scores, targets, edges=edges, closed="left")
+    return _explicit(scores, targets, edges, "left")
 
 
 def _torch_linspace(n_bins: int, dtype) -> np.ndarray:
@@ -138,7 +150,7 @@ def _netcal(scores, targets, n_bins, strategy):
         edges = np.quantile(s, np.linspace(0, 1, n_bins + 1))
         edges[0], edges[-1] = 0.0, 1.0
         edges = np.unique(edges)  # [a, b) bins between equal edges are empty anyway
-    return bin_table(s, targets, edges=edges, closed="left")
+    return _explicit(s, targets, edges, "left")
 
 
 def _netcal_view(data) -> str:
@@ -155,7 +167,7 @@ def _netcal_view(data) -> str:
 def _torchmetrics(scores, targets, n_bins, strategy):
     edges = _torch_linspace(n_bins, scores.dtype)
     edges = np.concatenate([edges[:-1], [1.0, 2.0]])  # conf == 1.0 -> its own bin
-    return bin_table(scores, targets, edges=edges, closed="left")
+    return _explicit(scores, targets, edges, "left")
 
 
 def _torchmetrics_scores(data, scores):
@@ -169,7 +181,7 @@ def _sklearn(scores, targets, n_bins, strategy):
         edges = np.unique(np.percentile(scores, np.linspace(0, 1, n_bins + 1) * 100))
         if len(edges) < 2:  # constant scores: one bin
             edges = np.array([0.0, 1.0])
-    return bin_table(scores, targets, edges=edges, closed="right")
+    return _explicit(scores, targets, edges, "right")
 
 
 def _sklearn_view(data) -> str:
@@ -209,7 +221,7 @@ def _adafocal(scores, targets, n_bins, strategy):
     if len(edges) < 2 or not inside.any():
         return BinTable(np.array([0.0, 1.0]), np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
                         "explicit", "right", n_samples=n)
-    t = bin_table(scores[inside], targets[inside], edges=edges, closed="right")
+    t = _explicit(scores[inside], targets[inside], edges, "right")
     return BinTable(t.edges, t.count, t.sum_score, t.sum_target, t.strategy, t.closed,
                     n_samples=n)
 

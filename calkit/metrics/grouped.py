@@ -7,8 +7,9 @@ confidence columns against a 0/1 correctness column, separately for every
 group of ``group_by`` columns (model, data set, ...), and returns one tidy row
 per (group, confidence source).
 
-Every number comes from calkit's own metrics on the binary ``view="positive"``
-(confidence = P(answer is right), target = correct): :func:`calkit.ece`
+Every number comes from calkit's own metrics on ``view="confidence"``
+(confidence of the answer against whether it was right, :mod:`calkit.metrics._views`):
+:func:`calkit.ece`
 (equal-width and equal-mass bins), :func:`calkit.debiased_ece`,
 :func:`calkit.metrics.smooth.smooth_ece`, :func:`calkit.sweep_ece`,
 :func:`calkit.brier_score`, the AUROC of :func:`calkit.metrics.ood.ood_metrics`
@@ -231,9 +232,7 @@ def _auroc(y_true, y_prob) -> float:
 
 
 def _risk_coverage(y_true, y_prob):
-    # ranking by the confidence; the "prediction" is right exactly where y_true is 1
-    return risk_coverage(np.ones(len(y_true), dtype=np.int64), np.asarray(y_true, float),
-                         confidence=y_prob)
+    return risk_coverage(y_true, y_prob, view="confidence")
 
 
 def _aurc(y_true, y_prob) -> float:
@@ -269,25 +268,25 @@ def _row(conf, right, n_bins, strategies, ci, n_resamples, random_state) -> dict
     row["auroc"] = _auroc(y, conf)
     rc = _risk_coverage(y, conf)
     row["aurc"], row["eaurc"] = rc.aurc, rc.eaurc
-    row["smooth_ece"] = float(smooth_ece(y, conf, view="positive"))
-    sweep = sweep_ece(y, conf, view="positive")
+    row["smooth_ece"] = float(smooth_ece(y, conf, view="confidence"))
+    sweep = sweep_ece(y, conf, view="confidence")
     row["sweep_ece"], row["sweep_bins"] = float(sweep), sweep.settings["n_bins"]
     if n >= n_bins:  # fewer answers than bins: the binned errors are undefined (NaN)
         for s in strategies:
-            result = calibration_error(y, conf, n_bins=n_bins, strategy=s, view="positive")
+            result = calibration_error(y, conf, n_bins=n_bins, strategy=s, view="confidence")
             row[f"ece_{s}"] = float(result)
             if s == "quantile":
                 row["quantile_bins"] = result.table.n_bins
-        row["debiased_ece"] = float(debiased_ece(y, conf, n_bins=n_bins, view="positive"))
+        row["debiased_ece"] = float(debiased_ece(y, conf, n_bins=n_bins, view="confidence"))
     if ci is not None:
         row.update(_intervals(y, conf, n_bins, strategies, ci, n_resamples, random_state))
     return row
 
 
 def _intervals(y, conf, n_bins, strategies, ci, n_resamples, random_state) -> dict:
-    metrics = {f"ece_{s}": (ece, dict(n_bins=n_bins, strategy=s, view="positive"))
+    metrics = {f"ece_{s}": (ece, dict(n_bins=n_bins, strategy=s, view="confidence"))
                for s in strategies}
-    metrics.update(debiased_ece=(debiased_ece, dict(n_bins=n_bins, view="positive")),
+    metrics.update(debiased_ece=(debiased_ece, dict(n_bins=n_bins, view="confidence")),
                    brier=(brier_score, {}), auroc=(_auroc, {}), aurc=(_aurc, {}))
     out = {}
     for name in CI_METRICS:
@@ -378,7 +377,13 @@ def grouped_calibration(table, *, confidence, correct: str, group_by=(), n_bins:
     True
     """
     n_bins = check_n_bins(n_bins)
-    strategies = (strategy,) if isinstance(strategy, str) else tuple(strategy)
+    if isinstance(strategy, str):
+        strategies = (strategy,)
+    elif isinstance(strategy, (list, tuple)):
+        strategies = tuple(strategy)
+    else:
+        raise ValueError(f"strategy must be a name or a sequence of names from "
+                         f"{list(STRATEGIES)}, got {strategy!r}")
     if not strategies:
         raise ValueError("strategy must name at least one binning strategy")
     for s in strategies:

@@ -41,7 +41,15 @@ import numpy as np
 from scipy.special import entr
 
 from calkit import _array as xp
-from calkit._validation import check_classification, check_logits, check_option
+from calkit._export import Exportable, json_ready
+from calkit._validation import (
+    _as_array,
+    check_classification,
+    check_fraction,
+    check_logits,
+    check_option,
+    check_positive,
+)
 from calkit.logits import log_softmax
 
 SCORES = ("msp", "entropy", "energy", "max_logit")
@@ -84,10 +92,9 @@ def ood_score(x, method: str = "msp", *, logits: bool = True,
     [4.018, 0.693]
     """
     check_option(method, "method", SCORES)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    temperature = check_positive(temperature, "temperature")
     if logits:
-        z = xp.as_float64(xp.to_numpy(check_logits(x))) / temperature
+        z = xp.as_float64(xp.to_numpy(check_logits(x, "x"))) / temperature
         if method == "max_logit":
             return z.max(1) * temperature
         logp = log_softmax(z)
@@ -108,15 +115,18 @@ def ood_score(x, method: str = "msp", *, logits: bool = True,
 
 def _check_probabilities(x) -> np.ndarray:
     """(N, K) probabilities, validated like classifier outputs (labels are not needed)."""
-    n = int(xp.to_numpy(x).shape[0]) if hasattr(x, "shape") else len(x)
-    data = check_classification(np.zeros(n, dtype=np.int64), x)
+    n = int(np.shape(x)[0]) if np.ndim(x) else 0
+    try:
+        data = check_classification(np.zeros(n, dtype=np.int64), x)
+    except (TypeError, ValueError) as exc:  # the checks name y_prob; here it is x
+        raise type(exc)(str(exc).replace("y_prob", "x")) from exc
     if data.binary:
         raise ValueError("probabilities must be a 2-D (N, K) array")
     return np.asarray(xp.to_numpy(data.y_prob), dtype=np.float64)
 
 
 @dataclass(frozen=True)
-class OODResult:
+class OODResult(Exportable):
     """OOD detection metrics (see :mod:`calkit.metrics.ood` for the conventions).
 
     Attributes
@@ -154,12 +164,14 @@ class OODResult:
     settings: dict
 
     def to_dict(self) -> dict:
-        return dict(auroc=self.auroc, aupr_in=self.aupr_in, aupr_out=self.aupr_out,
-                    fpr_at_tpr=self.fpr_at_tpr, threshold=self.threshold, **self.settings)
+        """JSON-ready dict of the metrics and settings (``to_frame()``: one row of them)."""
+        return json_ready(dict(auroc=self.auroc, aupr_in=self.aupr_in, aupr_out=self.aupr_out,
+                               fpr_at_tpr=self.fpr_at_tpr, threshold=self.threshold,
+                               **self.settings))
 
 
 def _check_scores_1d(x, name: str) -> np.ndarray:
-    a = np.asarray(xp.to_numpy(x), dtype=np.float64)
+    a = np.asarray(xp.to_numpy(_as_array(x, name)), dtype=np.float64)
     if a.ndim != 1 or a.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {a.shape}")
     if not np.isfinite(a).all():
@@ -229,8 +241,7 @@ def ood_metrics(score_in, score_out, *, tpr: float = 0.95,
     (0.3333, 0.4)
     """
     check_option(positive, "positive", POSITIVE)
-    if not 0 < tpr <= 1:
-        raise ValueError(f"tpr must lie in (0, 1], got {tpr!r}")
+    tpr = check_fraction(tpr, "tpr", closed_high=True)
     s_in = _check_scores_1d(score_in, "score_in")
     s_out = _check_scores_1d(score_out, "score_out")
     thr, tp, fp = _roc_points(s_in, s_out)

@@ -32,15 +32,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
 from calkit import _array as xp
-from calkit._validation import check_classification
+from calkit._export import Exportable, json_ready
+from calkit._validation import _as_array, check_classification, check_fraction
+from calkit.metrics._views import resolve_view
+
+SELECTIVE_VIEWS = ("top_label", "confidence")
 
 
 @dataclass(frozen=True)
-class RiskCoverage:
+class RiskCoverage(Exportable):
     """Risk-coverage curve of a selective classifier and its summary numbers.
 
     Attributes
@@ -66,6 +71,8 @@ class RiskCoverage:
     True
     >>> round(rc.aurc, 4), round(rc.eaurc, 4), rc.accuracy_at_coverage(0.8)
     (0.0093, 0.0082, 0.99125)
+    >>> list(rc.to_frame().columns), len(rc.to_frame()) == len(rc.coverage)  # a row per point
+    (['coverage', 'risk', 'threshold'], True)
     """
 
     coverage: np.ndarray
@@ -76,6 +83,15 @@ class RiskCoverage:
     n_samples: int
     n_errors: int
 
+    def to_dict(self) -> dict:
+        """JSON-ready dict: the summary numbers and the curve as lists."""
+        return {"aurc": self.aurc, "eaurc": self.eaurc, "n_samples": self.n_samples,
+                "n_errors": self.n_errors, **{k: json_ready(v) for k, v in
+                                              self._frame_columns().items()}}
+
+    def _frame_columns(self) -> dict:
+        return {"coverage": self.coverage, "risk": self.risk, "threshold": self.threshold}
+
     def _expected_errors(self, k: np.ndarray) -> np.ndarray:
         counts = np.r_[0.0, self.coverage * self.n_samples]
         errors = np.r_[0.0, self.risk * self.coverage * self.n_samples]
@@ -83,8 +99,7 @@ class RiskCoverage:
 
     def accuracy_at_coverage(self, coverage: float) -> float:
         """Accuracy on the ``ceil(coverage * N)`` most confident samples (ties averaged)."""
-        if not 0 < coverage <= 1:
-            raise ValueError(f"coverage must lie in (0, 1], got {coverage!r}")
+        coverage = check_fraction(coverage, "coverage", closed_high=True)
         k = max(1, math.ceil(coverage * self.n_samples - 1e-9))
         return float(1 - self._expected_errors(np.array([k]))[0] / k)
 
@@ -94,7 +109,7 @@ class RiskCoverage:
         Returns ``(coverage, threshold)``; ``(0.0, inf)`` when no threshold
         reaches that risk.
         """
-        if not 0 <= risk <= 1:
+        if isinstance(risk, (bool, np.bool_)) or not isinstance(risk, Real) or not 0 <= risk <= 1:
             raise ValueError(f"risk must lie in [0, 1], got {risk!r}")
         ok = np.flatnonzero(self.risk <= risk)
         if ok.size == 0:
@@ -121,23 +136,33 @@ def _oracle_aurc(n: int, n_errors: int) -> float:
     return float((np.maximum(0, ranks - (n - n_errors)) / ranks).sum() / n)
 
 
-def risk_coverage(y_true, y_prob, *, confidence=None,
-                  sum_tol: float | None = None) -> RiskCoverage:
+def risk_coverage(y_true, y_prob, *, confidence=None, view: str | None = None,
+                  sum_tol: float | None = None, classes=None) -> RiskCoverage:
     """Risk-coverage curve, AURC and E-AURC of top-label predictions.
 
     Parameters
     ----------
     y_true : array of shape (N,) or (N, K)
-        Integer labels, or a one-hot matrix.
+        Class labels, or a one-hot matrix; with ``view="confidence"``, 0/1
+        whether each answer was right.
     y_prob : array of shape (N, K) or (N,)
-        Class probabilities (or the positive-class probability of a binary
-        task); the prediction is the arg-max.
+        Class probabilities (the prediction is the arg-max), a binary
+        classifier's 1-D P(y = 1) (``view="top_label"``: prediction ``p > 0.5``,
+        ranked by ``max(p, 1 - p)``), or the 1-D confidence of each answer
+        (``view="confidence"``: ranked by it, wrong where ``y_true`` is 0).
     confidence : array of shape (N,), optional
         Score used to rank the samples (higher = answer first); default: the
         top-label probability.  Any real score works, e.g.
         :func:`calkit.metrics.ood.ood_score`.
+    view : {"top_label", "confidence"}, optional
+        Default ``"top_label"`` for an ``(N, K)`` ``y_prob``.  For a 1-D
+        ``y_prob`` the two readings rank and score alike when every value is
+        above 0.5 (then the default is accepted); otherwise the view must be
+        said explicitly, as for every calkit metric (:mod:`calkit.metrics._views`).
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
+    classes : sequence, optional
+        The label of each column of ``y_prob`` (see :func:`calkit.calibration_error`).
 
     Returns
     -------
@@ -155,13 +180,24 @@ def risk_coverage(y_true, y_prob, *, confidence=None,
     (0.208333, 0.0)
     >>> rc.accuracy_at_coverage(0.75), rc.coverage_at_risk(0.1)
     (0.6666666666666667, (0.5, 0.8))
+    >>> risk_coverage([1, 0, 1], np.array([0.9, 0.4, 0.7]), view="confidence").risk.tolist()
+    [0.0, 0.0, 0.3333333333333333]
     """
-    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    wrong = ~xp.to_numpy(data.correct)
-    if confidence is None:
-        score = np.asarray(xp.to_numpy(data.confidence), dtype=np.float64)
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
+    if view is None and data.binary and bool((data.y_prob > 0.5).all()):
+        view = "top_label"  # p > 0.5 everywhere: predicts 1, ranked by p in both readings
+    view = resolve_view(view, data, SELECTIVE_VIEWS)
+    if view == "confidence":
+        wrong = xp.to_numpy(data.y_true) != 1
+        own = data.y_prob
     else:
-        score = np.asarray(xp.to_numpy(confidence), dtype=np.float64)
+        wrong = ~xp.to_numpy(data.correct)
+        own = data.confidence
+    if confidence is None:
+        score = np.asarray(xp.to_numpy(own), dtype=np.float64)
+    else:
+        score = _as_array(confidence, "confidence")
+        score = np.asarray(xp.to_numpy(score), dtype=np.float64)
         if score.shape != (data.n_samples,):
             raise ValueError(f"confidence must have shape ({data.n_samples},), "
                              f"got {score.shape}")
@@ -175,7 +211,7 @@ def risk_coverage(y_true, y_prob, *, confidence=None,
                         n, n_errors)
 
 
-def aurc(y_true, y_prob, *, confidence=None) -> float:
+def aurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Area under the risk-coverage curve (ties: expectation over orders).
 
     Examples
@@ -185,10 +221,10 @@ def aurc(y_true, y_prob, *, confidence=None) -> float:
     >>> aurc([0, 1], np.array([[0.6, 0.4], [0.6, 0.4]]))   # tied: (1/2 + 1/2) / 2
     0.5
     """
-    return risk_coverage(y_true, y_prob, confidence=confidence).aurc
+    return risk_coverage(y_true, y_prob, confidence=confidence, view=view).aurc
 
 
-def eaurc(y_true, y_prob, *, confidence=None) -> float:
+def eaurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Excess AURC over the oracle ranking (Geifman et al. 2019).
 
     Examples
@@ -198,10 +234,11 @@ def eaurc(y_true, y_prob, *, confidence=None) -> float:
     >>> eaurc([1, 0], np.array([[0.4, 0.6], [0.3, 0.7]]))  # wrong first: 3/4 - 1/4
     0.5
     """
-    return risk_coverage(y_true, y_prob, confidence=confidence).eaurc
+    return risk_coverage(y_true, y_prob, confidence=confidence, view=view).eaurc
 
 
-def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None) -> float:
+def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None,
+                         view: str | None = None) -> float:
     """Accuracy on the most confident ``coverage`` share of the samples.
 
     Examples
@@ -211,10 +248,12 @@ def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None) ->
     >>> accuracy_at_coverage([0, 1, 1], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), 0.5)
     0.5
     """
-    return risk_coverage(y_true, y_prob, confidence=confidence).accuracy_at_coverage(coverage)
+    return risk_coverage(y_true, y_prob, confidence=confidence,
+                         view=view).accuracy_at_coverage(coverage)
 
 
-def coverage_at_risk(y_true, y_prob, risk: float, *, confidence=None) -> float:
+def coverage_at_risk(y_true, y_prob, risk: float, *, confidence=None,
+                     view: str | None = None) -> float:
     """Largest coverage a confidence threshold reaches with selective risk <= ``risk``.
 
     Examples
@@ -224,4 +263,5 @@ def coverage_at_risk(y_true, y_prob, risk: float, *, confidence=None) -> float:
     >>> coverage_at_risk([0, 1, 1], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), 0.5)
     1.0
     """
-    return risk_coverage(y_true, y_prob, confidence=confidence).coverage_at_risk(risk)[0]
+    return risk_coverage(y_true, y_prob, confidence=confidence,
+                         view=view).coverage_at_risk(risk)[0]

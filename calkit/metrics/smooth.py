@@ -34,8 +34,14 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
-from calkit._validation import check_classification, check_positive
-from calkit.metrics._views import check_view, score_target_pairs
+from calkit._export import Exportable, json_ready
+from calkit._validation import (
+    check_classification,
+    check_fraction,
+    check_int,
+    check_positive,
+)
+from calkit.metrics._views import resolve_view, score_target_pairs
 
 REGULARIZER = 1e-4
 MIN_MESH = 200
@@ -43,7 +49,7 @@ BISECTION_STEPS = 10
 
 
 @dataclass(frozen=True)
-class SmoothECEResult:
+class SmoothECEResult(Exportable):
     """Smooth ECE with its bandwidth and the smoothed reliability curve.
 
     Attributes
@@ -79,6 +85,8 @@ class SmoothECEResult:
     (0.168, True)
     >>> bool(np.isclose(float(r), np.mean(np.abs(r.residual) * r.density)))   # density-weighted
     True
+    >>> list(r.to_frame().columns), len(r.to_frame()) == len(r.grid)   # one row per grid point
+    (['grid', 'curve', 'residual', 'density'], True)
     """
 
     value: object
@@ -99,6 +107,20 @@ class SmoothECEResult:
 
     def __repr__(self) -> str:
         return f"SmoothECEResult(smECE={float(self):.6f}, sigma={self.sigma:.6g})"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``value``, ``sigma``, ``settings`` and the curve arrays as lists."""
+        out = {"value": json_ready(float(self)), "sigma": float(self.sigma),
+               "settings": json_ready(self.settings)}
+        out.update({k: json_ready(v) for k, v in self._frame_columns().items()})
+        return out
+
+    def _frame_columns(self) -> dict:
+        columns = {"grid": self.grid, "curve": self.curve, "residual": self.residual,
+                   "density": self.density}
+        if self.band is not None:
+            columns.update(band_low=self.band[0], band_high=self.band[1])
+        return {k: xp.to_numpy(v) for k, v in columns.items()}
 
 
 def _lib(x):
@@ -276,10 +298,9 @@ def curve_band(scores, targets, sigma: float, *, confidence: float = 0.95,
     >>> bool((low <= r.curve + 1e-12).mean() > 0.9 and (r.curve <= high + 1e-12).mean() > 0.9)
     True
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
-        raise ValueError(f"n_resamples must be an integer >= 2, got {n_resamples!r}")
+    confidence = check_fraction(confidence, "confidence")
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    sigma = check_positive(sigma, "sigma")
     s = np.asarray(xp.to_numpy(scores), dtype=np.float64)
     r = s - np.asarray(xp.to_numpy(targets), dtype=np.float64)
     rng = np.random.default_rng(random_state)
@@ -293,27 +314,32 @@ def curve_band(scores, targets, sigma: float, *, confidence: float = 0.95,
     return low, high
 
 
-def smooth_ece(y_true, y_prob, *, view: str = "top_label", sigma: float | None = None,
+def smooth_ece(y_true, y_prob, *, view: str | None = None, sigma: float | None = None,
                eps: float = 1e-3, sum_tol: float | None = None, band: float | None = None,
-               n_resamples: int = 100, random_state=0) -> SmoothECEResult:
+               n_resamples: int = 100, random_state=0, classes=None) -> SmoothECEResult:
     """Smooth ECE (smECE) with the automatic fixed-point bandwidth, as in ``relplot``.
 
     Parameters
     ----------
     y_true : array of shape (N,) or (N, K)
-        Integer labels, or a one-hot matrix.
+        Class labels, or a one-hot matrix; with ``view="confidence"``, 0/1
+        whether each answer was right.
     y_prob : array of shape (N, K) or (N,)
-        Class probabilities, or the positive-class probability of a binary
-        task; numpy array or torch tensor (kept on its device, float64 inside).
-    view : {"top_label", "positive"}, default="top_label"
+        Class probabilities; or 1-D: a binary classifier's P(y = 1), or the
+        confidence of each predicted answer.  numpy array or torch tensor
+        (kept on its device, float64 inside).
+    view : {"top_label", "positive", "confidence"}, optional
         Top-label confidence against correctness (relplot's
-        ``multiclass_logits_to_confidences``), or ``P(y = 1)`` against ``y``
-        for a binary task (what ``relplot.smECE(p, y)`` measures on 1-D input).
+        ``multiclass_logits_to_confidences``; the default for an ``(N, K)``
+        ``y_prob``), ``P(y = 1)`` against ``y`` for a binary task (what
+        ``relplot.smECE(p, y)`` measures on 1-D input), or (correct,
+        confidence) pairs as given.  A 1-D ``y_prob`` needs ``"confidence"``
+        or ``"positive"`` said explicitly (:mod:`calkit.metrics._views`).
     sigma : float, optional
         Fixed kernel bandwidth (``relplot.smECE_sigma``); default: the fixed
         point ``smECE(sigma) = sigma`` found by bisection.
     eps : float, default=1e-3
-        Smallest bandwidth the bisection accepts (relplot's ``eps``).
+        Smallest bandwidth the bisection accepts (relplot's ``eps``), in (0, 1].
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
     band : float, optional
@@ -322,6 +348,8 @@ def smooth_ece(y_true, y_prob, *, view: str = "top_label", sigma: float | None =
         with ``random_state``); stored in ``result.band``.
     n_resamples : int, default=100
     random_state : int, numpy Generator or None, default=0
+    classes : sequence, optional
+        The label of each column of ``y_prob`` (see :func:`calkit.calibration_error`).
 
     Returns
     -------
@@ -340,17 +368,21 @@ def smooth_ece(y_true, y_prob, *, view: str = "top_label", sigma: float | None =
     >>> round(float(r), 2), 0 < r.sigma < 1
     (0.16, True)
     """
-    eps = check_positive(eps, "eps")
+    eps = check_fraction(eps, "eps", closed_high=True)
     if sigma is not None:
         sigma = check_positive(sigma, "sigma")
         if sigma > 1:
             raise ValueError(f"sigma must be at most 1, got {sigma}")
-    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    if check_view(view, data) == "classwise":
-        raise ValueError("smooth_ece supports view='top_label' or 'positive'")
+    if band is not None:
+        band = check_fraction(band, "band")
+        n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
+    view = resolve_view(view, data, ("top_label", "positive", "confidence"))
     ((scores, targets),) = score_target_pairs(data, view)
     result = smooth_ece_from_scores(scores, targets, sigma, eps)
     result.settings["view"] = view
+    if data.classes is not None:
+        result.settings["classes"] = list(data.classes)
     if band is None:
         return result
     low_high = curve_band(scores, targets, result.sigma, confidence=band,

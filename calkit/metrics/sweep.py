@@ -14,7 +14,7 @@ import numpy as np
 from calkit import _array as xp
 from calkit._validation import check_classification, check_option
 from calkit.binning import BinTable, sorted_pairs, table_from_ranks
-from calkit.metrics._views import check_view, score_target_pairs
+from calkit.metrics._views import resolve_view, score_target_pairs
 from calkit.metrics.binned import CalibrationResult, error_from_table
 
 SWEEP_STRATEGIES = ("quantile", "uniform")
@@ -87,13 +87,15 @@ def sweep_table(scores, targets, strategy: str = "quantile") -> BinTable:
 
 
 def sweep_ece(y_true, y_prob, *, strategy: str = "quantile", norm: str = "l1",
-              view: str = "top_label", sum_tol: float | None = None) -> CalibrationResult:
+              view: str | None = None, sum_tol: float | None = None,
+              classes=None) -> CalibrationResult:
     """Monotonic sweep calibration error (ECE_sweep) of Roelofs et al.
 
     Parameters
     ----------
-    y_true, y_prob
-        As in :func:`calkit.calibration_error`.
+    y_true, y_prob, classes
+        As in :func:`calkit.calibration_error`: ``(N, K)`` probabilities, or a
+        1-D ``y_prob`` with an explicit ``view``.
     strategy : {"quantile", "uniform"}, default="quantile"
         ``"quantile"``: equal-mass bins by rank, sample ``r`` of the sorted
         scores in bin ``min(b - 1, floor((r / N) * b))`` (computed in float64,
@@ -101,7 +103,11 @@ def sweep_ece(y_true, y_prob, *, strategy: str = "quantile", norm: str = "l1",
         ``min(b - 1, floor(score * b))``.
     norm : {"l1", "l2"}, default="l1"
         ``caltrain`` defaults to ``norm=2``; pass ``"l2"`` to match it.
-    view : {"top_label", "positive"}, default="top_label"
+    view : {"top_label", "positive", "confidence"}, optional
+        Default ``"top_label"`` for an ``(N, K)`` ``y_prob``.  A 1-D ``y_prob``
+        needs ``"confidence"`` ((correct, confidence) pairs: ``y_true`` is 0/1
+        correctness, ``y_prob`` the confidence of the predicted answer) or
+        ``"positive"`` (a binary classifier's P(y = 1) against the class).
 
     Returns
     -------
@@ -128,10 +134,8 @@ def sweep_ece(y_true, y_prob, *, strategy: str = "quantile", norm: str = "l1",
     """
     check_option(strategy, "strategy", SWEEP_STRATEGIES)
     check_option(norm, "norm", ("l1", "l2"))
-    data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    check_view(view, data)
-    if view == "classwise":
-        raise ValueError("sweep_ece supports view='top_label' or 'positive'")
+    data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
+    view = resolve_view(view, data, ("top_label", "positive", "confidence"))
     ((scores, targets),) = score_target_pairs(data, view)
     table = sweep_table(scores, targets, strategy)
     value = error_from_table(table, norm)
@@ -140,4 +144,6 @@ def sweep_ece(y_true, y_prob, *, strategy: str = "quantile", norm: str = "l1",
     settings = dict(norm=norm, n_bins=table.n_bins, strategy=f"sweep-{strategy}",
                     closed="rank" if strategy == "quantile" else "left", view=view,
                     debiased=False, n_samples=data.n_samples)
+    if data.classes is not None:
+        settings["classes"] = list(data.classes)
     return CalibrationResult(xp.scalar(value), (table,), settings)
