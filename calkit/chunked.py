@@ -12,12 +12,13 @@ every row-block of ``dask.array`` inputs and reduces the block states with
 
 from __future__ import annotations
 
+from numbers import Real
 from os import PathLike
 
 import numpy as np
 
+from calkit import _array as xp
 from calkit._progress import ProgressBar
-from calkit._validation import check_positive
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
@@ -27,14 +28,41 @@ DEFAULT_CHUNK_BYTES = 16 << 20
 
 
 def _open(x, name: str):
-    """An array, or a ``.npy`` path opened memory-mapped (never unpickling)."""
+    """A row-sliceable array: a ``.npy`` path opened memory-mapped (never unpickling),
+    a numpy array or memmap, a torch tensor (detached, kept on its device), or
+    anything ``np.asarray`` takes (lists, pandas objects)."""
     if isinstance(x, (str, PathLike)):
-        return np.load(x, mmap_mode="r", allow_pickle=False)
-    if not hasattr(x, "shape"):
-        x = np.asarray(x)
+        try:
+            x = np.load(x, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:  # object arrays need pickle: refused
+            raise ValueError(f"{name}: cannot read {x} without unpickling ({exc})") from exc
+    if isinstance(x, np.lib.npyio.NpzFile):
+        names = list(x.files)
+        raise ValueError(f"{name} is a .npz archive holding {names}: pass one array, e.g. "
+                         f"np.load(path)[{names[0] if names else 'name'!r}]")
+    if type(x).__module__.partition(".")[0] == "dask":
+        raise TypeError(f"{name} is a Dask array: use calkit.chunked.accumulate_dask")
+    if xp.is_torch(x):
+        x = x.detach()
+    elif not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)  # pandas, lists
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
     if len(x.shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {tuple(x.shape)}")
     return x
+
+
+def _row_bytes(x) -> int:
+    """Bytes of one row of ``x`` (numpy or torch)."""
+    itemsize = x.element_size() if xp.is_torch(x) else x.dtype.itemsize
+    return int(np.prod(x.shape[1:], dtype=np.int64)) * itemsize
+
+
+def _block(x, start: int, stop: int):
+    """Rows ``start:stop`` read into memory (a tensor stays a tensor)."""
+    return x[start:stop] if xp.is_torch(x) else np.asarray(x[start:stop])
 
 
 def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
@@ -76,28 +104,37 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
     >>> abs(acc.compute()["ece"] - calkit.ece(labels, calkit.softmax(logits))) < 1e-12
     True
     """
+    for flag, value in (("from_logits", from_logits), ("progress", progress)):
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, Real) \
+            or not 0 < chunk_bytes < float("inf"):
+        raise ValueError(f"chunk_bytes must be a positive finite number, got {chunk_bytes!r}")
+    if accumulator is None:
+        accumulator = CalibrationAccumulator(**accumulator_kwargs)
+    elif not isinstance(accumulator, CalibrationAccumulator):
+        raise TypeError(f"accumulator must be a CalibrationAccumulator, got "
+                        f"{type(accumulator).__name__}")
+    elif accumulator_kwargs:
+        raise ValueError("pass either accumulator= or accumulator settings, not both")
     y_pred = _open(y_pred, "y_pred")
     y_true = _open(y_true, "y_true")
     n = int(y_pred.shape[0])
     if int(y_true.shape[0]) != n:
         raise ValueError(f"y_true has {y_true.shape[0]} rows but y_pred has {n}")
-    check_positive(chunk_bytes, "chunk_bytes")
-    if accumulator is None:
-        accumulator = CalibrationAccumulator(**accumulator_kwargs)
-    elif accumulator_kwargs:
-        raise ValueError("pass either accumulator= or accumulator settings, not both")
-    row_bytes = int(np.prod(y_pred.shape[1:], dtype=np.int64)) * y_pred.dtype.itemsize
-    rows = max(1, int(chunk_bytes) // max(row_bytes, 1))
+    rows = max(1, int(chunk_bytes) // max(_row_bytes(y_pred), 1))
+    scratch = accumulator.copy()  # all or nothing: the caller's state changes only at the end
     bar = ProgressBar(n, "calkit", progress, unit="rows", lines=True)
     try:
         for start in range(0, n, rows):
-            block = np.asarray(y_pred[start:start + rows])
+            block = _block(y_pred, start, start + rows)
             if from_logits:
                 block = softmax(block)
-            accumulator.update(np.asarray(y_true[start:start + rows]), block)
+            scratch.update(_block(y_true, start, start + rows), block)
             bar.update(block.shape[0])
     finally:
         bar.close()
+    accumulator._set_state(scratch.state_dict())
     return accumulator
 
 
