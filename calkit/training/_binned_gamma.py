@@ -196,17 +196,16 @@ class BinnedGammaLoss(nn.Module):
         return {"history": [dict(r) for r in self.history]}
 
     def set_extra_state(self, state: dict) -> None:
-        history = state.get("history", []) if isinstance(state, dict) else None
-        if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-            raise ValueError("the extra state of a binned-gamma loss must be "
-                             "{'history': [record dicts]}")
-        self.history = [dict(r) for r in history]
+        self.history = [dict(r) for r in _checked_history(state)]
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         """Check the buffers (all of them, before any is copied), then load as usual."""
         self._check_state({key[len(prefix):]: value for key, value in state_dict.items()
                           if key.startswith(prefix) and key[len(prefix):] in self._buffers})
+        extra = prefix + "_extra_state"  # torch sets it after copying the buffers: check first
+        if extra in state_dict:
+            _checked_history(state_dict[extra])
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
@@ -249,3 +248,12 @@ class BinnedGammaLoss(nn.Module):
         if "num_updates" in values and float(values["num_updates"]) < 0:
             raise ValueError(f"state 'num_updates' must be >= 0, got "
                              f"{int(values['num_updates'])}")
+
+
+def _checked_history(state) -> list:
+    """The ``history`` of an extra state ``{"history": [record dicts]}`` (ValueError if not)."""
+    history = state.get("history", []) if isinstance(state, dict) else None
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise ValueError("the extra state of a binned-gamma loss must be "
+                         "{'history': [record dicts]}")
+    return history
