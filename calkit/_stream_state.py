@@ -77,6 +77,13 @@ def added(total: dict | None, batch: dict) -> dict:
     return {key: value + as_kind(batch[key], value) for key, value in total.items()}
 
 
+def make_pair(confidence: Array, correct: Array, pair_dtype: str) -> tuple[Array, Array]:
+    """One batch's exact-mode chunk: confidences as ``pair_dtype``, ``correct`` as given (bool)."""
+    if xp.is_torch(confidence):
+        return confidence.to(getattr(xp.torch_module(), pair_dtype)), correct
+    return confidence.astype(pair_dtype), correct
+
+
 def concatenate_pairs(chunks: list) -> tuple[Array, Array]:
     """All ``(confidence, correct)`` chunks joined, as the kind of the first chunk."""
     scores, targets = zip(*chunks, strict=True)

@@ -78,7 +78,11 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
     y_pred : array of shape (N, K) or (N,), or path of a ``.npy`` file
         Probabilities, or logits with ``from_logits=True``; a path is opened
         with ``np.load(mmap_mode="r", allow_pickle=False)``, so only one block
-        at a time is read into memory.
+        at a time is read into memory.  Both may be numpy arrays (memory-mapped
+        or not), torch tensors (detached; blocks stay on their device, any
+        float dtype including bfloat16), pandas objects or lists; a ``.npz``
+        archive must be indexed (``np.load(path)["probs"]``) and a Dask array
+        goes to :func:`accumulate_dask`.
     from_logits : bool, default=False
         Apply :func:`calkit.softmax` to every block (in the array's dtype).
     chunk_bytes : int, default=16 MiB
@@ -87,6 +91,9 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
         Show a progress bar (tqdm when installed, else a line per 10 % on stderr).
     accumulator : CalibrationAccumulator, optional
         Accumulator to add to (default: a new one made from ``accumulator_kwargs``).
+        All or nothing: the blocks are added to a copy, which replaces the
+        accumulator's state only when every block succeeded, so an error (a bad
+        block, an interrupt) leaves ``accumulator`` as it was.
 
     Returns
     -------

@@ -44,6 +44,7 @@ from calkit._stream_state import (
     check_state,
     concatenate_pairs,
     copy_array,
+    make_pair,
 )
 from calkit._validation import (
     Classification,
@@ -222,12 +223,7 @@ class CalibrationAccumulator:
         self._check_classes(data.n_classes, data.binary)
         eps = _machine_eps(data.y_prob.dtype) if self._nll_eps is None else self._nll_eps
         arrays = added(self._state, self._batch_state(data, eps))
-        pair = None
-        if self.exact:
-            dtype = self.pair_dtype
-            conf = (data.confidence.to(getattr(xp.torch_module(), dtype)) if
-                    xp.is_torch(data.confidence) else data.confidence.astype(dtype))
-            pair = (conf, data.correct)
+        pair = make_pair(data.confidence, data.correct, self.pair_dtype) if self.exact else None
         self._state, self._nll_eps = arrays, eps  # commit: nothing below can fail
         self.n_classes, self._binary = data.n_classes, data.binary
         if pair is not None:
