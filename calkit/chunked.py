@@ -218,10 +218,17 @@ def accumulate_dask(y_true, y_pred, *, from_logits: bool = False, scheduler=None
     except ImportError as exc:  # pragma: no cover - only without dask
         raise ImportError("accumulate_dask needs Dask: pip install 'dask[array]'") from exc
     CalibrationAccumulator(**accumulator_kwargs)  # validate the settings before any task runs
-    p = da.asarray(y_pred)
+    if not isinstance(from_logits, bool | np.bool_):
+        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+    p, y = da.asarray(y_pred), da.asarray(y_true)
+    for name, x, dims in (("y_pred", p, (1, 2)), ("y_true", y, (1, 2))):
+        if x.ndim not in dims:
+            raise ValueError(f"{name} must be 1-D or 2-D, got shape {x.shape}")
+    if y.shape[0] != p.shape[0]:
+        raise ValueError(f"y_true has {y.shape[0]} rows but y_pred has {p.shape[0]}")
     if p.ndim == 2 and p.numblocks[1] > 1:
         p = p.rechunk({1: -1})
-    y = da.asarray(y_true).rechunk((p.chunks[0],))
+    y = y.rechunk((p.chunks[0],) + ((y.shape[1],) if y.ndim == 2 else ()))
     y_blocks = y.to_delayed().ravel()
     p_blocks = p.to_delayed().ravel()
     if len(y_blocks) != len(p_blocks):

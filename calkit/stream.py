@@ -135,8 +135,15 @@ class CalibrationAccumulator:
                  sum_tol: float | None = None, eps: float | None = None) -> None:
         check_option(closed, "closed", CLOSED)
         check_option(pair_dtype, "pair_dtype", PAIR_DTYPES)
+        for flag, value in (("classwise", classwise), ("exact", exact)):
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
         if edges is not None:
-            edges = np.asarray(xp.to_numpy(_check_edges(xp.to_numpy(edges), np.zeros(1))))
+            try:
+                edges = np.asarray(xp.to_numpy(edges), dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"edges must be an array of numbers: {exc}") from None
+            edges = np.asarray(xp.to_numpy(_check_edges(edges, np.zeros(1))))
             n_bins = len(edges) - 1
         self.n_bins = check_n_bins(n_bins)
         self.closed = closed
@@ -146,6 +153,10 @@ class CalibrationAccumulator:
         self.pair_dtype = pair_dtype
         self.sum_tol = None if sum_tol is None else check_positive(sum_tol, "sum_tol")
         self.eps = None if eps is None else check_positive(eps, "eps")
+        for name, value, high in (("sum_tol", self.sum_tol, np.inf), ("eps", self.eps, 1.0)):
+            if value is not None and not value < high:
+                raise ValueError(f"{name} must be finite{' and below 1' if high == 1 else ''}, "
+                                 f"got {value!r}")
         self.reset()
 
     # ------------------------------------------------------------------ state

@@ -388,3 +388,36 @@ def test_distributed_helpers_check_their_inputs():
     with pytest.raises(ValueError, match="sum to 1"):
         metric.update(Y[:100], P[:100] * 2)
     assert _same(_snapshot(metric.accumulator), before)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(classwise="yes"), TypeError, "classwise"),
+    (dict(exact=1), TypeError, "exact"),
+    (dict(eps=float("inf")), ValueError, "eps"),
+    (dict(eps=1.5), ValueError, "eps"),
+    (dict(eps=0.0), ValueError, "eps"),
+    (dict(sum_tol=float("inf")), ValueError, "sum_tol"),
+    (dict(sum_tol=float("nan")), ValueError, "sum_tol"),
+    (dict(edges=["a", "b"]), ValueError, "edges"),
+    (dict(edges=[0.0, float("nan"), 1.0]), ValueError, "edges"),
+    (dict(edges=[[0.0, 1.0]]), ValueError, "edges"),
+    (dict(edges=[0.5]), ValueError, "edges"),
+])
+def test_accumulator_settings_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CalibrationAccumulator(**kwargs)
+
+
+def test_dask_inputs_are_checked():
+    da = pytest.importorskip("dask.array")
+    from calkit.chunked import accumulate_dask
+
+    with pytest.raises(ValueError, match="599 rows but y_pred has 600"):
+        accumulate_dask(da.from_array(Y[:-1]), da.from_array(P))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        accumulate_dask(da.from_array(Y), da.from_array(P[None]))
+    with pytest.raises(TypeError, match="from_logits"):
+        accumulate_dask(da.from_array(Y), da.from_array(P), from_logits="no")
+    one_hot = accumulate_dask(da.from_array(np.eye(3)[Y], chunks=100),
+                              da.from_array(P, chunks=(100, 3)), scheduler="synchronous")
+    assert abs(one_hot.compute()["ece"] - calkit.ece(Y, P)) < 1e-12
