@@ -331,3 +331,17 @@ def test_check_value_reports_the_dimension_that_disagrees():
     with pytest.raises(ValueError, match="real number"):
         check_value("t", 1j, ValueSpec("float"), {})
     assert check_value("eps", None, ValueSpec("float", none_ok=True), {}) is None
+
+
+def test_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "ts.json"
+    fitted["TemperatureScaling"].save(path)
+    old = path.read_text()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("calkit.posthoc._persistence.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        fitted["VectorScaling"].save(path)
+    assert path.read_text() == old and sorted(p.name for p in tmp_path.iterdir()) == ["ts.json"]

@@ -34,6 +34,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,8 +350,19 @@ def _decode(name: str, entry):
 
 # ---------------------------------------------------------------------- files
 def save_calibrator(est, path: str | Path) -> None:
-    """Write a fitted calibrator to ``path`` (see :meth:`BaseCalibrator.save`)."""
-    Path(path).write_text(json.dumps(to_document(est), indent=1))
+    """Write a fitted calibrator to ``path`` (see :meth:`BaseCalibrator.save`).
+
+    The file is written beside ``path`` first and then renamed, so a failed
+    write never leaves half a file (nor destroys an older one).
+    """
+    path = Path(path)
+    text = json.dumps(to_document(est), indent=1)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_calibrator(path: str | Path):
