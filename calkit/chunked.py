@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from numbers import Real
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -32,14 +33,9 @@ def _open(x, name: str):
     a numpy array or memmap, a torch tensor (detached, kept on its device), or
     anything ``np.asarray`` takes (lists, pandas objects)."""
     if isinstance(x, (str, PathLike)):
-        try:
-            x = np.load(x, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:  # object arrays need pickle: refused
-            raise ValueError(f"{name}: cannot read {x} without unpickling ({exc})") from exc
+        x = _open_npy(Path(x), name)
     if isinstance(x, np.lib.npyio.NpzFile):
-        names = list(x.files)
-        raise ValueError(f"{name} is a .npz archive holding {names}: pass one array, e.g. "
-                         f"np.load(path)[{names[0] if names else 'name'!r}]")
+        _refuse_npz(x, name)
     if type(x).__module__.partition(".")[0] == "dask":
         raise TypeError(f"{name} is a Dask array: use calkit.chunked.accumulate_dask")
     if xp.is_torch(x):
@@ -52,6 +48,46 @@ def _open(x, name: str):
     if len(x.shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {tuple(x.shape)}")
     return x
+
+
+def _refuse_npz(archive, name: str):
+    names = list(archive.files)
+    raise ValueError(f"{name} is a .npz archive holding {names}: pass one array, e.g. "
+                     f"np.load(path)[{names[0] if names else 'name'!r}]")
+
+
+def _open_npy(path: Path, name: str) -> np.ndarray:
+    """A ``.npy`` file memory-mapped, after checking from its header that it can be.
+
+    Only regular files are opened (a FIFO or a device would block or never
+    end); the header must describe a plain numeric array whose bytes the file
+    really holds (a header may claim any size), and nothing is unpickled.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{name}: {path} is not a regular file")
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":  # a zip: .npz
+            with np.load(path, allow_pickle=False) as archive:
+                _refuse_npz(archive, name)
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(f))
+        except (ValueError, SyntaxError, EOFError) as exc:
+            raise ValueError(f"{name}: {path} is not a .npy file ({exc})") from None
+        offset = f.tell()
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {path} holds {dtype} data, not numbers (object arrays would "
+                         "need unpickling, which is refused)")
+    needed = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise ValueError(f"{name}: {path} is truncated or its header is wrong: shape {shape} "
+                         f"needs {needed:,} bytes, the file has {size:,}")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def _row_bytes(x) -> int:

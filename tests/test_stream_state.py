@@ -9,6 +9,7 @@ good batches only, and the batch metrics on the same data.
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -363,8 +364,28 @@ def test_chunked_inputs_are_checked(y, p, match):
 
 def test_chunked_refuses_object_files_and_dask(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="without unpickling"):
+    with pytest.raises(ValueError, match="need unpickling, which is refused"):
         accumulate_chunked([0, 1, 0], tmp_path / "obj.npy")
+    with open(tmp_path / "huge.npy", "wb") as f:  # a header claiming 80 TB
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 10)})
+        f.write(b"\0" * 64)
+    with pytest.raises(ValueError, match="truncated or its header is wrong"):
+        accumulate_chunked(np.zeros(5, int), tmp_path / "huge.npy")
+    (tmp_path / "noise.npy").write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(ValueError, match="not a .npy file"):
+        accumulate_chunked([0], tmp_path / "noise.npy")
+    with pytest.raises(ValueError, match="not a regular file"):
+        accumulate_chunked([0], tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        accumulate_chunked([0], tmp_path / "absent.npy")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.npy")  # reading it would block forever
+        with pytest.raises(ValueError, match="not a regular file"):
+            accumulate_chunked([0], tmp_path / "fifo.npy")
+    np.save(tmp_path / "words.npy", np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="not numbers"):
+        accumulate_chunked([0, 1], tmp_path / "words.npy")
     np.save(tmp_path / "p3.npy", np.ones((2, 2, 2)) / 2)
     with pytest.raises(ValueError, match="1-D or 2-D"):
         accumulate_chunked([0, 1], tmp_path / "p3.npy")
