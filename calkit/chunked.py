@@ -12,12 +12,14 @@ every row-block of ``dask.array`` inputs and reduces the block states with
 
 from __future__ import annotations
 
+from numbers import Real
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
+from calkit import _array as xp
 from calkit._progress import ProgressBar
-from calkit._validation import check_positive
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
@@ -27,14 +29,76 @@ DEFAULT_CHUNK_BYTES = 16 << 20
 
 
 def _open(x, name: str):
-    """An array, or a ``.npy`` path opened memory-mapped (never unpickling)."""
+    """A row-sliceable array: a ``.npy`` path opened memory-mapped (never unpickling),
+    a numpy array or memmap, a torch tensor (detached, kept on its device), or
+    anything ``np.asarray`` takes (lists, pandas objects)."""
     if isinstance(x, (str, PathLike)):
-        return np.load(x, mmap_mode="r", allow_pickle=False)
-    if not hasattr(x, "shape"):
-        x = np.asarray(x)
+        x = _open_npy(Path(x), name)
+    if isinstance(x, np.lib.npyio.NpzFile):
+        _refuse_npz(x, name)
+    if type(x).__module__.partition(".")[0] == "dask":
+        raise TypeError(f"{name} is a Dask array: use calkit.chunked.accumulate_dask")
+    if xp.is_torch(x):
+        x = x.detach()
+    elif not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)  # pandas, lists
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
     if len(x.shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {tuple(x.shape)}")
     return x
+
+
+def _refuse_npz(archive, name: str):
+    names = list(archive.files)
+    raise ValueError(f"{name} is a .npz archive holding {names}: pass one array, e.g. "
+                     f"np.load(path)[{names[0] if names else 'name'!r}]")
+
+
+def _open_npy(path: Path, name: str) -> np.ndarray:
+    """A ``.npy`` file memory-mapped, after checking from its header that it can be.
+
+    Only regular files are opened (a FIFO or a device would block or never
+    end); the header must describe a plain numeric array whose bytes the file
+    really holds (a header may claim any size), and nothing is unpickled.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{name}: {path} is not a regular file")
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":  # a zip: .npz
+            with np.load(path, allow_pickle=False) as archive:
+                _refuse_npz(archive, name)
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(f))
+        except (ValueError, SyntaxError, EOFError) as exc:
+            raise ValueError(f"{name}: {path} is not a .npy file ({exc})") from None
+        offset = f.tell()
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {path} holds {dtype} data, not numbers (object arrays would "
+                         "need unpickling, which is refused)")
+    needed = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise ValueError(f"{name}: {path} is truncated or its header is wrong: shape {shape} "
+                         f"needs {needed:,} bytes, the file has {size:,}")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _row_bytes(x) -> int:
+    """Bytes of one row of ``x`` (numpy or torch)."""
+    itemsize = x.element_size() if xp.is_torch(x) else x.dtype.itemsize
+    return int(np.prod(x.shape[1:], dtype=np.int64)) * itemsize
+
+
+def _block(x, start: int, stop: int):
+    """Rows ``start:stop`` read into memory (a tensor stays a tensor)."""
+    return x[start:stop] if xp.is_torch(x) else np.asarray(x[start:stop])
 
 
 def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
@@ -50,7 +114,11 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
     y_pred : array of shape (N, K) or (N,), or path of a ``.npy`` file
         Probabilities, or logits with ``from_logits=True``; a path is opened
         with ``np.load(mmap_mode="r", allow_pickle=False)``, so only one block
-        at a time is read into memory.
+        at a time is read into memory.  Both may be numpy arrays (memory-mapped
+        or not), torch tensors (detached; blocks stay on their device, any
+        float dtype including bfloat16), pandas objects or lists; a ``.npz``
+        archive must be indexed (``np.load(path)["probs"]``) and a Dask array
+        goes to :func:`accumulate_dask`.
     from_logits : bool, default=False
         Apply :func:`calkit.softmax` to every block (in the array's dtype).
     chunk_bytes : int, default=16 MiB
@@ -59,6 +127,9 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
         Show a progress bar (tqdm when installed, else a line per 10 % on stderr).
     accumulator : CalibrationAccumulator, optional
         Accumulator to add to (default: a new one made from ``accumulator_kwargs``).
+        All or nothing: the blocks are added to a copy, which replaces the
+        accumulator's state only when every block succeeded, so an error (a bad
+        block, an interrupt) leaves ``accumulator`` as it was.
 
     Returns
     -------
@@ -76,28 +147,37 @@ def accumulate_chunked(y_true, y_pred, *, from_logits: bool = False,
     >>> abs(acc.compute()["ece"] - calkit.ece(labels, calkit.softmax(logits))) < 1e-12
     True
     """
+    for flag, value in (("from_logits", from_logits), ("progress", progress)):
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, Real) \
+            or not 0 < chunk_bytes < float("inf"):
+        raise ValueError(f"chunk_bytes must be a positive finite number, got {chunk_bytes!r}")
+    if accumulator is None:
+        accumulator = CalibrationAccumulator(**accumulator_kwargs)
+    elif not isinstance(accumulator, CalibrationAccumulator):
+        raise TypeError(f"accumulator must be a CalibrationAccumulator, got "
+                        f"{type(accumulator).__name__}")
+    elif accumulator_kwargs:
+        raise ValueError("pass either accumulator= or accumulator settings, not both")
     y_pred = _open(y_pred, "y_pred")
     y_true = _open(y_true, "y_true")
     n = int(y_pred.shape[0])
     if int(y_true.shape[0]) != n:
         raise ValueError(f"y_true has {y_true.shape[0]} rows but y_pred has {n}")
-    check_positive(chunk_bytes, "chunk_bytes")
-    if accumulator is None:
-        accumulator = CalibrationAccumulator(**accumulator_kwargs)
-    elif accumulator_kwargs:
-        raise ValueError("pass either accumulator= or accumulator settings, not both")
-    row_bytes = int(np.prod(y_pred.shape[1:], dtype=np.int64)) * y_pred.dtype.itemsize
-    rows = max(1, int(chunk_bytes) // max(row_bytes, 1))
+    rows = max(1, int(chunk_bytes) // max(_row_bytes(y_pred), 1))
+    scratch = accumulator.copy()  # all or nothing: the caller's state changes only at the end
     bar = ProgressBar(n, "calkit", progress, unit="rows", lines=True)
     try:
         for start in range(0, n, rows):
-            block = np.asarray(y_pred[start:start + rows])
+            block = _block(y_pred, start, start + rows)
             if from_logits:
                 block = softmax(block)
-            accumulator.update(np.asarray(y_true[start:start + rows]), block)
+            scratch.update(_block(y_true, start, start + rows), block)
             bar.update(block.shape[0])
     finally:
         bar.close()
+    accumulator._set_state(scratch.state_dict())
     return accumulator
 
 
@@ -174,10 +254,17 @@ def accumulate_dask(y_true, y_pred, *, from_logits: bool = False, scheduler=None
     except ImportError as exc:  # pragma: no cover - only without dask
         raise ImportError("accumulate_dask needs Dask: pip install 'dask[array]'") from exc
     CalibrationAccumulator(**accumulator_kwargs)  # validate the settings before any task runs
-    p = da.asarray(y_pred)
+    if not isinstance(from_logits, bool | np.bool_):
+        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+    p, y = da.asarray(y_pred), da.asarray(y_true)
+    for name, x, dims in (("y_pred", p, (1, 2)), ("y_true", y, (1, 2))):
+        if x.ndim not in dims:
+            raise ValueError(f"{name} must be 1-D or 2-D, got shape {x.shape}")
+    if y.shape[0] != p.shape[0]:
+        raise ValueError(f"y_true has {y.shape[0]} rows but y_pred has {p.shape[0]}")
     if p.ndim == 2 and p.numblocks[1] > 1:
         p = p.rechunk({1: -1})
-    y = da.asarray(y_true).rechunk((p.chunks[0],))
+    y = y.rechunk((p.chunks[0],) + ((y.shape[1],) if y.ndim == 2 else ()))
     y_blocks = y.to_delayed().ravel()
     p_blocks = p.to_delayed().ravel()
     if len(y_blocks) != len(p_blocks):

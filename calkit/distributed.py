@@ -25,6 +25,7 @@ import numpy as np
 from calkit import _array as xp
 from calkit._array import import_torch
 from calkit._gather import all_gather_ragged, comm_device
+from calkit._stream_state import zero_arrays
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
@@ -70,7 +71,9 @@ def all_reduce_accumulator(acc: CalibrationAccumulator, group=None) -> Calibrati
     if n_classes is None:  # no rank saw a sample
         return out
     device = comm_device(group)
-    local = state["arrays"] if state["arrays"] is not None else _zero_arrays(acc, n_classes)
+    local = state["arrays"]
+    if local is None:  # this rank saw no samples: it adds zeros
+        local = zero_arrays(acc.n_bins, n_classes, acc.classwise)
     ref = next(iter(state["arrays"].values())) if state["arrays"] is not None else None
     arrays = {}
     for key in sorted(local):
@@ -96,18 +99,6 @@ def _agreed_meta(metas: list, settings: dict):
         raise ValueError(f"ranks saw different numbers of classes: "
                          f"{sorted({k for k, _, _ in seen})}")
     return seen[0]
-
-
-def _zero_arrays(acc: CalibrationAccumulator, n_classes: int) -> dict:
-    """The state of no samples, for a rank whose shard was empty."""
-    b = acc.n_bins
-    arrays = {"count": np.zeros(b, np.int64), "sum_score": np.zeros(b),
-              "sum_target": np.zeros(b), "brier": np.zeros(()), "nll": np.zeros(())}
-    if acc.classwise:
-        arrays.update(cw_count=np.zeros((n_classes, b), np.int64),
-                      cw_sum_score=np.zeros((n_classes, b)),
-                      cw_sum_target=np.zeros((n_classes, b)))
-    return arrays
 
 
 def _back(t, ref):
@@ -162,6 +153,9 @@ class CalibrationMetric(torch.nn.Module):
     def __init__(self, n_bins: int = 15, *, from_logits: bool = False, sync: bool = True,
                  process_group=None, **accumulator_kwargs) -> None:
         super().__init__()
+        for flag, value in (("from_logits", from_logits), ("sync", sync)):
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
         self.accumulator = CalibrationAccumulator(n_bins, **accumulator_kwargs)
         self.from_logits = bool(from_logits)
         self.sync = bool(sync)

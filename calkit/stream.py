@@ -37,6 +37,15 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
+from calkit._stream_state import (
+    CLASSWISE_KEYS,
+    TABLE_KEYS,
+    added,
+    check_state,
+    concatenate_pairs,
+    copy_array,
+    make_pair,
+)
 from calkit._validation import (
     Classification,
     check_classification,
@@ -55,10 +64,6 @@ from calkit.metrics.sweep import sweep_table
 __all__ = ["CalibrationAccumulator"]
 
 PAIR_DTYPES = ("float32", "float64")
-#: state arrays: top-label table, class-wise tables, proper-score sums
-_TABLE_KEYS = ("count", "sum_score", "sum_target")
-_CLASSWISE_KEYS = ("cw_count", "cw_sum_score", "cw_sum_target")
-_SCORE_KEYS = ("brier", "nll")
 
 
 class CalibrationAccumulator:
@@ -130,8 +135,15 @@ class CalibrationAccumulator:
                  sum_tol: float | None = None, eps: float | None = None) -> None:
         check_option(closed, "closed", CLOSED)
         check_option(pair_dtype, "pair_dtype", PAIR_DTYPES)
+        for flag, value in (("classwise", classwise), ("exact", exact)):
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"{flag} must be True or False, got {value!r}")
         if edges is not None:
-            edges = np.asarray(xp.to_numpy(_check_edges(xp.to_numpy(edges), np.zeros(1))))
+            try:
+                edges = np.asarray(xp.to_numpy(edges), dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"edges must be an array of numbers: {exc}") from None
+            edges = np.asarray(xp.to_numpy(_check_edges(edges, np.zeros(1))))
             n_bins = len(edges) - 1
         self.n_bins = check_n_bins(n_bins)
         self.closed = closed
@@ -141,6 +153,10 @@ class CalibrationAccumulator:
         self.pair_dtype = pair_dtype
         self.sum_tol = None if sum_tol is None else check_positive(sum_tol, "sum_tol")
         self.eps = None if eps is None else check_positive(eps, "eps")
+        for name, value, high in (("sum_tol", self.sum_tol, np.inf), ("eps", self.eps, 1.0)):
+            if value is not None and not value < high:
+                raise ValueError(f"{name} must be finite{' and below 1' if high == 1 else ''}, "
+                                 f"got {value!r}")
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -176,46 +192,60 @@ class CalibrationAccumulator:
     def state_dict(self) -> dict:
         """The state: metadata and the arrays that add up (see :meth:`load_state_dict`).
 
-        ``arrays`` maps names to numpy arrays or tensors (not copies);
-        ``pairs`` is the list of (confidence, correct) chunks of exact mode.
+        ``arrays`` maps names to numpy arrays or tensors (copies, so later
+        updates change neither); ``pairs`` is the list of (confidence, correct)
+        chunks of exact mode (the chunks themselves are shared: never modified
+        in place by the accumulator).
         """
+        arrays = None if self._state is None else {k: copy_array(v)
+                                                   for k, v in self._state.items()}
         return dict(settings=self.settings(), n_classes=self.n_classes, binary=self._binary,
-                    nll_eps=self._nll_eps, arrays=self._state, pairs=list(self._pairs))
+                    nll_eps=self._nll_eps, arrays=arrays, pairs=list(self._pairs))
 
     def load_state_dict(self, state: dict) -> CalibrationAccumulator:
-        """Replace the state by ``state`` (from :meth:`state_dict`; arrays are not copied)."""
-        if state["settings"] != self.settings():
-            raise ValueError(f"state was made with settings {state['settings']}, this "
-                             f"accumulator has {self.settings()}")
-        self._state = state["arrays"]
-        self._pairs = list(state["pairs"])
+        """Replace the state by a validated copy of ``state`` (from :meth:`state_dict`).
+
+        Raises ``ValueError`` for a state of other settings or one that no
+        stream of batches could have produced (shapes, negative or fractional
+        counts, sums outside ``[0, count]``, NaN, pairs of the wrong length);
+        this accumulator is then left unchanged.
+        """
+        self._set_state(check_state(state, self.settings(), self.sum_tol))
+        return self
+
+    def _set_state(self, state: dict) -> None:
+        """Commit a checked state (the only place besides :meth:`reset` that assigns it)."""
+        self._state, self._pairs = state["arrays"], list(state["pairs"])
         self.n_classes, self._binary = state["n_classes"], state["binary"]
         self._nll_eps = state["nll_eps"]
-        return self
 
     # ------------------------------------------------------------------ update / merge
     def update(self, y_true, y_prob) -> CalibrationAccumulator:
         """Add a batch: labels ``(N,)`` (or one-hot) and probabilities ``(N, K)`` or ``(N,)``.
 
         Inputs are validated like the batch metrics' (:func:`calkit.calibration_error`).
-        An empty batch (``N = 0``) is ignored.  Returns ``self``.
+        An empty batch (``N = 0``) is ignored.  All or nothing: a batch that
+        raises leaves the state as it was.  Returns ``self``.
         """
         if _n_rows(y_prob) == 0 and _n_rows(y_true) == 0:
             return self
+        y_true = _labels_like(y_true, y_prob)
         data = check_classification(y_true, y_prob, sum_tol=self.sum_tol)
         self._check_classes(data.n_classes, data.binary)
-        if self._nll_eps is None:
-            self._nll_eps = float(np.finfo(str(data.y_prob.dtype).replace("torch.", "")).eps)
-        self._add(self._batch_state(data))
-        if self.exact:
-            dtype = self.pair_dtype
-            conf = (data.confidence.to(getattr(xp.torch_module(), dtype)) if
-                    xp.is_torch(data.confidence) else data.confidence.astype(dtype))
-            self._pairs.append((conf, data.correct))
+        eps = _machine_eps(data.y_prob.dtype) if self._nll_eps is None else self._nll_eps
+        arrays = added(self._state, self._batch_state(data, eps))
+        pair = make_pair(data.confidence, data.correct, self.pair_dtype) if self.exact else None
+        self._state, self._nll_eps = arrays, eps  # commit: nothing below can fail
+        self.n_classes, self._binary = data.n_classes, data.binary
+        if pair is not None:
+            self._pairs.append(pair)
         return self
 
     def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
-        """Add the state of ``other`` (same settings) to this one; returns ``self``."""
+        """Add the state of ``other`` (same settings) to this one; returns ``self``.
+
+        All or nothing, like :meth:`update`.
+        """
         if not isinstance(other, CalibrationAccumulator):
             raise TypeError(f"can only merge a CalibrationAccumulator, got {type(other).__name__}")
         if other.settings() != self.settings():
@@ -224,47 +254,41 @@ class CalibrationAccumulator:
         if other._state is None:
             return self
         self._check_classes(other.n_classes, other._binary)
-        if self._nll_eps is None:
-            self._nll_eps = other._nll_eps
-        self._add(other._state)
-        self._pairs.extend(other._pairs)
+        arrays = added(self._state, other._state)
+        pairs = list(other._pairs)
+        self._state = arrays
+        self._nll_eps = other._nll_eps if self._nll_eps is None else self._nll_eps
+        self.n_classes, self._binary = other.n_classes, other._binary
+        self._pairs.extend(pairs)
         return self
 
     def _check_classes(self, n_classes: int, binary: bool) -> None:
-        if self.n_classes is None:
-            self.n_classes, self._binary = n_classes, binary
-        elif (n_classes, binary) != (self.n_classes, self._binary):
+        """Raise unless a batch of this form may join the state (nothing is changed)."""
+        if self.n_classes is not None and (n_classes, binary) != (self.n_classes, self._binary):
             def form(k, b):
                 return "1-D binary probabilities" if b else f"{k} classes"
             raise ValueError(f"this batch has {form(n_classes, binary)} but earlier ones had "
                              f"{form(self.n_classes, self._binary)}")
-
-    def _add(self, state: dict) -> None:
-        if self._state is None:
-            self._state = {k: _copy(v) for k, v in state.items()}
-            return
-        for key, value in state.items():
-            self._state[key] = self._state[key] + _as_kind(value, self._state[key])
 
     def _table(self, scores: Array, targets: Array) -> BinTable:
         if self.edges is None:
             return _bin_table(scores, targets, self.n_bins, "uniform", self.closed)
         return _bin_table_explicit(scores, targets, xp.like(self.edges, scores), self.closed)
 
-    def _batch_state(self, data: Classification) -> dict:
-        """The additive statistics of one validated batch."""
+    def _batch_state(self, data: Classification, nll_eps: float) -> dict:
+        """The additive statistics of one validated batch (NLL clipped at ``nll_eps``)."""
         table = self._table(data.confidence, data.correct)
-        state = dict(zip(_TABLE_KEYS, (table.count, table.sum_score, table.sum_target),
+        state = dict(zip(TABLE_KEYS, (table.count, table.sum_score, table.sum_target),
                          strict=True))
         if self.classwise:
             tables = [self._table(s, t) for s, t in score_target_pairs(data, "classwise")]
             stack = xp.torch_module().stack if xp.is_torch(table.count) else np.stack
-            for key, name in zip(_CLASSWISE_KEYS, _TABLE_KEYS, strict=True):
+            for key, name in zip(CLASSWISE_KEYS, TABLE_KEYS, strict=True):
                 state[key] = stack([getattr(t, name) for t in tables])
         p_true = _true_class_prob(data)
         brier = _brier_per_sample(data, p_true)
-        clipped = p_true.clamp(min=self._nll_eps) if xp.is_torch(p_true) else np.maximum(
-            p_true, self._nll_eps)
+        clipped = p_true.clamp(min=nll_eps) if xp.is_torch(p_true) else np.maximum(
+            p_true, nll_eps)
         state["brier"] = brier.sum()
         state["nll"] = -(clipped.log() if xp.is_torch(clipped) else np.log(clipped)).sum()
         return state
@@ -274,7 +298,7 @@ class CalibrationAccumulator:
     def table(self) -> BinTable:
         """The accumulated top-label bin table (fixed edges)."""
         self._require_samples()
-        return self._make_table(*(self._state[k] for k in _TABLE_KEYS))
+        return self._make_table(*(self._state[k] for k in TABLE_KEYS))
 
     def _make_table(self, count, sum_score, sum_target) -> BinTable:
         edges = self.edges if self.edges is not None else np.arange(
@@ -301,7 +325,7 @@ class CalibrationAccumulator:
         out["brier"] = self._state["brier"] / n
         out["nll"] = self._state["nll"] / n
         if self.classwise:
-            per_class = self._make_table(*(self._state[k] for k in _CLASSWISE_KEYS))
+            per_class = self._make_table(*(self._state[k] for k in CLASSWISE_KEYS))
             out["classwise_ece"] = error_from_table(per_class, "l1").mean()
         if self.exact:
             out.update(self._exact_metrics())
@@ -312,13 +336,7 @@ class CalibrationAccumulator:
         self._require_samples()
         if not self.exact:
             raise ValueError("pairs are kept only with exact=True")
-        scores, targets = zip(*self._pairs, strict=True)
-        scores = [_as_kind(s, scores[0]) for s in scores]
-        targets = [_as_kind(t, targets[0]) for t in targets]
-        if xp.is_torch(scores[0]):
-            torch = xp.torch_module()
-            return torch.cat(scores), torch.cat(targets)
-        return np.concatenate(scores), np.concatenate(targets)
+        return concatenate_pairs(self._pairs)
 
     def _exact_metrics(self) -> dict:
         scores, targets = self.pairs()
@@ -345,14 +363,16 @@ def _n_rows(x) -> int | None:
     return int(shape[0]) if shape is not None and len(shape) else None
 
 
-def _copy(a: Array) -> Array:
-    return a.clone() if xp.is_torch(a) else np.array(a, copy=True)
+def _labels_like(y_true, y_prob):
+    """Torch labels with numpy probabilities as numpy (the state follows the probabilities)."""
+    if xp.is_torch(y_true) and not xp.is_torch(y_prob):
+        return y_true.detach().cpu().numpy()
+    return y_true
 
 
-def _as_kind(value: Array, ref: Array) -> Array:
-    """``value`` as the kind (numpy, or torch on ``ref``'s device) of ``ref``, dtype kept."""
-    if xp.is_torch(ref):
-        torch = xp.torch_module()
-        return torch.as_tensor(value if xp.is_torch(value) else np.asarray(value),
-                               device=ref.device)
-    return xp.to_numpy(value)
+def _machine_eps(dtype) -> float:
+    """Machine epsilon of a numpy or torch floating dtype (bfloat16 included)."""
+    torch = xp.torch_module()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).eps)
+    return float(np.finfo(dtype).eps)

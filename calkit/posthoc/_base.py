@@ -13,10 +13,8 @@ unpickling anything.
 
 from __future__ import annotations
 
-import inspect
-import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -24,18 +22,22 @@ from sklearn.exceptions import NotFittedError
 
 from calkit._array import is_torch, to_numpy
 from calkit._validation import check_binary_targets, check_labels, check_logits, check_scores
-
-#: class name -> class, filled by ``BaseCalibrator.__init_subclass__``
-_REGISTRY: dict[str, type[BaseCalibrator]] = {}
-
-_FORMAT = "calkit-calibrator"
+from calkit.posthoc._persistence import (
+    ValueSpec,
+    load_calibrator,  # noqa: F401 - re-exported here
+    save_calibrator,
+)
 
 
 class BaseCalibrator(BaseEstimator):
     """Base class of calkit's post-hoc calibrators (not used directly).
 
-    Subclasses set ``_fitted_attributes`` (the names :meth:`save` writes) and
-    implement ``fit`` and ``_predict_proba`` (numpy, float64); they may add
+    Subclasses declare their fitted attributes in ``_fitted_spec`` (name ->
+    :class:`~calkit.posthoc._persistence.ValueSpec`; the required ones make up
+    ``_fitted_attributes``, what a fitted calibrator has and :meth:`save` writes),
+    optionally prediction-time constructor parameters in ``_param_spec`` and
+    cross-attribute checks in ``_check_fitted_values``, and implement ``fit``
+    and ``_predict_proba`` (numpy, float64); they may add
     ``_predict_proba_torch`` to keep tensors on their device.
 
     Examples
@@ -47,15 +49,22 @@ class BaseCalibrator(BaseEstimator):
     ('temperature_', 'n_classes_')
     """
 
-    #: names of the fitted attributes that define the calibrator (saved by ``save``)
+    #: declared form of every fitted attribute (checked by ``save`` and ``load_calibrator``)
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {}
+    #: declared form of constructor parameters that prediction uses (checked on load)
+    _param_spec: ClassVar[dict[str, ValueSpec]] = {}
+    #: the required fitted attributes (from ``_fitted_spec``)
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
     #: True when the calibrator never changes the argmax of (N, K) logits
     _keeps_argmax: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            _REGISTRY[cls.__name__] = cls
+        if "_fitted_spec" in cls.__dict__:
+            cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
+
+    def _check_fitted_values(self) -> None:
+        """Checks across fitted attributes after loading (override; raise ValueError)."""
 
     #: False for calibrators of binary problems only
     _multiclass: ClassVar[bool] = True
@@ -130,81 +139,11 @@ class BaseCalibrator(BaseEstimator):
         """Write constructor parameters and fitted arrays to a JSON file.
 
         The file holds numbers and strings only; :func:`load_calibrator` reads it
-        back without executing code.
+        back without executing code.  Only calkit's own calibrator classes can be
+        saved (a subclass would be loaded as a different class).
         """
         self._check_fitted()
-        fitted = {}
-        for name in self._fitted_attributes:
-            value = getattr(self, name)
-            arr = np.asarray(to_numpy(value))
-            fitted[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape),
-                            "data": arr.ravel().tolist(), "scalar": np.ndim(value) == 0}
-        doc = {"format": _FORMAT, "class": type(self).__name__,
-               "params": _json_params(self.get_params(deep=False)), "fitted": fitted}
-        Path(path).write_text(json.dumps(doc, indent=1))
-
-
-def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    for key, value in params.items():
-        try:
-            json.dumps(value)
-        except TypeError as exc:
-            raise TypeError(f"parameter {key}={value!r} cannot be saved as JSON") from exc
-    return params
-
-
-def _restore_tuples(cls, params: dict[str, Any]) -> dict[str, Any]:
-    """JSON turns tuples into lists: give tuple-valued defaults their tuples back."""
-    defaults = inspect.signature(cls.__init__).parameters
-    out = dict(params)
-    for key, value in params.items():
-        if isinstance(value, list) and key in defaults \
-                and isinstance(defaults[key].default, tuple):
-            out[key] = tuple(value)
-    return out
-
-
-def load_calibrator(path: str | Path) -> BaseCalibrator:
-    """Rebuild a calibrator written by :meth:`BaseCalibrator.save`.
-
-    Parameters
-    ----------
-    path : str or Path
-        A JSON file written by ``save``.
-
-    Returns
-    -------
-    BaseCalibrator
-        A fitted calibrator of the saved class.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> from calkit.posthoc import TemperatureScaling, load_calibrator
-    >>> z = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]])
-    >>> ts = TemperatureScaling().fit(z, [0, 1, 1, 1])
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ts.json"
-    >>> ts.save(path)
-    >>> load_calibrator(path).temperature_ == ts.temperature_
-    True
-    """
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a calkit calibrator file (not JSON: {exc})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a calkit calibrator file")
-    cls = _REGISTRY.get(doc.get("class"))
-    if cls is None:
-        raise ValueError(f"{path} holds an unknown calibrator class {doc.get('class')!r}")
-    est = cls(**_restore_tuples(cls, doc["params"]))
-    for name, spec in doc["fitted"].items():
-        if name not in cls._fitted_attributes:
-            raise ValueError(f"{path}: unexpected fitted attribute {name!r}")
-        arr = np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
-        setattr(est, name, arr.item() if spec["scalar"] else arr)
-    est._check_fitted()
-    return est
+        save_calibrator(self, path)
 
 
 # ---------------------------------------------------------------------- input checks

@@ -32,6 +32,7 @@ import numpy as np
 from calkit._validation import check_option
 from calkit.logits import softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 
 MULTICLASS = ("top_label", "one_vs_rest")
 
@@ -65,11 +66,39 @@ def rescale_top_label(p: np.ndarray, c: np.ndarray) -> np.ndarray:
 class _ScoreMapCalibrator(BaseCalibrator):
     """Top-label / one-vs-rest machinery; subclasses define ``_fit_map`` and ``_apply_map``."""
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("nodes_x_", "nodes_y_", "offsets_",
-                                                     "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "nodes_x_": ValueSpec("array", shape=("*",), ge=0, le=1),
+        "nodes_y_": ValueSpec("array", shape=("*",), ge=0, le=1),
+        "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+    _param_spec: ClassVar[dict[str, ValueSpec]] = {
+        "multiclass": ValueSpec("str", choices=MULTICLASS)}
+    #: nodes_x_ has this many more entries than nodes_y_ per map (bin edges vs values: 1)
+    _extra_x_nodes: ClassVar[int] = 0
 
     def _check_params(self) -> None:
         """Validate subclass-specific constructor parameters (override)."""
+
+    def _check_fitted_values(self) -> None:
+        """Loaded maps: ``offsets_`` cut the nodes into one map per class (one for top-label)."""
+        o, x = np.asarray(self.offsets_), np.asarray(self.nodes_x_)
+        n_maps = 1 if self.multiclass == "top_label" else self.n_classes_
+        if o.shape[0] != n_maps + 1:
+            raise ValueError(f"offsets_ must have {n_maps + 1} rows (multiclass="
+                             f"{self.multiclass!r}, {self.n_classes_} classes), got {o.shape[0]}")
+        lengths = np.diff(o, axis=0)
+        if (o[0] != 0).any() or (lengths < 0).any() \
+                or o[-1].tolist() != [len(x), len(self.nodes_y_)]:
+            raise ValueError("offsets_ must start at 0, never decrease and end at the lengths "
+                             "of nodes_x_ and nodes_y_")
+        extra = self._extra_x_nodes
+        if (lengths[:, 1] < 1).any() or (lengths[:, 0] != lengths[:, 1] + extra).any():
+            raise ValueError(f"every map needs at least one value and {extra} more x node(s) "
+                             "than values")
+        unsorted = np.diff(x) < 0
+        unsorted[o[1:-1, 0] - 1] = False  # where one map ends and the next begins
+        if unsorted.any():
+            raise ValueError("nodes_x_ must be sorted within every map")
 
     def _fit_map(self, scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
         raise NotImplementedError  # pragma: no cover

@@ -30,6 +30,7 @@ from scipy.special import expit, log_expit
 from calkit._array import to_numpy
 from calkit._validation import check_binary_targets, check_logits, check_scores
 from calkit.posthoc._base import BaseCalibrator
+from calkit.posthoc._persistence import ValueSpec
 
 
 def _binary_score(X, kind: str, n_classes: int | None = None) -> tuple[np.ndarray, int]:
@@ -118,7 +119,8 @@ class PlattScaling(_BinaryCalibrator):
     (2.0, -1.0)
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "coef_": ValueSpec("float"), "intercept_": ValueSpec("float")}
 
     def __init__(self, smooth_targets: bool = True):
         self.smooth_targets = smooth_targets
@@ -166,7 +168,10 @@ class BetaCalibration(_BinaryCalibrator):
     """
 
     _kind = "probability"
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "coef_": ValueSpec("array", shape=(2,), ge=0), "intercept_": ValueSpec("float")}
+    _param_spec: ClassVar[dict[str, ValueSpec]] = {
+        "eps": ValueSpec("float", gt=0, lt=0.5, none_ok=True)}
 
     def __init__(self, eps: float | None = None):
         self.eps = eps

@@ -40,11 +40,14 @@ from calkit._validation import check_logits, check_option
 from calkit.metrics.binned import ece
 from calkit.metrics.scores import nll
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 
 NOISES = ("gaussian", "uniform", "auto")
 AGGREGATIONS = ("vote", "mean")
 CRITERIA = ("ece", "nll")
 _BLOCK_ELEMENTS = 1 << 22
+#: most perturbations per sample (the authors use 1,000)
+MAX_PERTURBATIONS = 10**6
 
 
 def perturbed_probabilities(logits: np.ndarray, scale: float, noise: str = "gaussian",
@@ -175,7 +178,11 @@ class ConsistencyCalibration(BaseCalibrator):
     ('gaussian', True, (300, 3))
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("noise_scale_", "noise_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "noise_scale_": ValueSpec("float", ge=0), "noise_": ValueSpec("str", choices=NOISES[:2]),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+    _param_spec: ClassVar[dict[str, ValueSpec]] = {
+        "smoothing": ValueSpec("float", ge=0), "random_state": ValueSpec("int", ge=0, none_ok=True)}
 
     def __init__(self, noise: str = "auto", noise_scale: float | None = None,
                  noise_scales=None, n_perturbations: int = 200, aggregation: str = "vote",
@@ -194,8 +201,9 @@ class ConsistencyCalibration(BaseCalibrator):
         check_option(self.aggregation, "aggregation", AGGREGATIONS)
         check_option(self.criterion, "criterion", CRITERIA)
         m = self.n_perturbations
-        if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
-            raise ValueError(f"n_perturbations must be a positive integer, got {m!r}")
+        if isinstance(m, bool) or not isinstance(m, Integral) or not 1 <= m <= MAX_PERTURBATIONS:
+            raise ValueError(f"n_perturbations must be an integer in [1, {MAX_PERTURBATIONS}], "
+                             f"got {m!r}")
         for name in ("smoothing",) + (("noise_scale",) if self.noise_scale is not None else ()):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, Real) or not v >= 0:

@@ -37,6 +37,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from calkit.logits import log_softmax, softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc.temperature import _affine_nll
 
 
@@ -145,7 +146,10 @@ class DirichletCalibration(BaseCalibrator):
     True
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "coef_": ValueSpec("array", shape=("K", "K")),
+        "intercept_": ValueSpec("array", shape=("K",)),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
 
     def __init__(self, reg_lambda: float | Sequence[float] = 1e-3, reg_mu: float | None = None,
                  reg_norm: bool = False, max_iter: int = 5000, tol: float = 1e-13,

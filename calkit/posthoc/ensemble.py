@@ -26,6 +26,7 @@ from scipy.optimize import minimize
 from calkit._validation import check_option
 from calkit.logits import softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc.temperature import TemperatureScaling, _check_bounds
 
 LOSSES = ("mse", "nll")
@@ -82,7 +83,10 @@ class EnsembleTemperatureScaling(BaseCalibrator):
     """
 
     _keeps_argmax = True
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("temperature_", "weights_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "temperature_": ValueSpec("float", gt=0),
+        "weights_": ValueSpec("array", shape=(3,), ge=0, le=1, total=1.0),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
 
     def __init__(self, loss: str = "mse", t_bounds: tuple[float, float] = (0.05, 5.0)):
         self.loss = loss

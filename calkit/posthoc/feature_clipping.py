@@ -32,6 +32,7 @@ from calkit._validation import check_labels, check_logits, check_option
 from calkit.logits import log_softmax, softmax
 from calkit.metrics.binned import ece
 from calkit.posthoc._base import BaseCalibrator
+from calkit.posthoc._persistence import ValueSpec
 
 CRITERIA = ("nll", "ece")
 
@@ -127,7 +128,10 @@ class FeatureClipping(BaseCalibrator):
     (True, (900, 3))
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("threshold_", "coef_", "intercept_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "threshold_": ValueSpec("float", gt=0, finite=False),  # inf: no clipping
+        "coef_": ValueSpec("array", shape=("K", "D")),
+        "intercept_": ValueSpec("array", shape=("K",))}
 
     def __init__(self, threshold: float | None = None, criterion: str = "nll",
                  thresholds=None, min_accuracy_ratio: float = 0.99, head_rtol: float = 1e-3):

@@ -51,6 +51,8 @@ class HistogramBinning(_ScoreMapCalibrator):
     [1.0, 1.0, 1.0, 1.0]
     """
 
+    _extra_x_nodes = 1  # bin edges, one more than the bin values
+
     def __init__(self, n_bins: int = 15, strategy: str = "quantile", closed: str = "right",
                  multiclass: str = "top_label"):
         self.n_bins = n_bins

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from calkit.binning import sorted_pairs
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import _ScoreMapCalibrator
 
 
@@ -104,6 +105,9 @@ class SplineCalibration(_ScoreMapCalibrator):
     >>> sp.predict_proba(z[:3]).sum(axis=1).round(6).tolist()
     [1.0, 1.0, 1.0]
     """
+
+    _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # calibrated values before clipping
+                    "nodes_y_": ValueSpec("array", shape=("*",))}
 
     def __init__(self, n_knots: int = 6, multiclass: str = "top_label"):
         self.n_knots = n_knots

@@ -41,6 +41,7 @@ from calkit.binning import _bin_table
 from calkit.logits import softmax
 from calkit.metrics.binned import error_from_table
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 
 SOLVERS = ("newton", "lbfgs", "grid")
 SELECTION_METRICS = ("nll", "ece_ew", "ece_em")
@@ -246,7 +247,8 @@ class TemperatureScaling(BaseCalibrator):
     """
 
     _keeps_argmax = True
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("temperature_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "temperature_": ValueSpec("float", gt=0), "n_classes_": ValueSpec("int", ge=2, dim="K")}
 
     def __init__(self, solver: str = "newton", selection: str = "ece_ew",
                  t_bounds: tuple[float, float] = (0.01, 100.0), tol: float = 1e-8,
@@ -366,7 +368,9 @@ def _affine_nll(params, z, onehot, reg, shape_w, center_w):
 class _AffineScaling(BaseCalibrator):
     """Shared fit/predict of vector and matrix scaling (not used directly)."""
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("coef_", "intercept_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "coef_": ValueSpec("array", shape=("K",)), "intercept_": ValueSpec("array", shape=("K",)),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
     _diagonal: ClassVar[bool] = True
 
     def __init__(self, reg: float = 1e-4, max_iter: int = 1000, tol: float = 1e-10):
@@ -490,6 +494,8 @@ class MatrixScaling(_AffineScaling):
     """
 
     _diagonal = False
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        **_AffineScaling._fitted_spec, "coef_": ValueSpec("array", shape=("K", "K"))}
 
     def __init__(self, reg: float = 0.1, max_iter: int = 1000, tol: float = 1e-10):
         super().__init__(reg=reg, max_iter=max_iter, tol=tol)

@@ -188,8 +188,72 @@ class BinnedGammaLoss(nn.Module):
         raise NotImplementedError  # pragma: no cover - abstract
 
     # ------------------------------------------------------------------ state
+    def gamma_bounds(self) -> tuple[float, float]:
+        """The interval every gamma of this loss lies in (override)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
     def get_extra_state(self) -> dict:
         return {"history": [dict(r) for r in self.history]}
 
     def set_extra_state(self, state: dict) -> None:
-        self.history = [dict(r) for r in state.get("history", [])]
+        self.history = [dict(r) for r in _checked_history(state)]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """Check the buffers (all of them, before any is copied), then load as usual."""
+        self._check_state({key[len(prefix):]: value for key, value in state_dict.items()
+                          if key.startswith(prefix) and key[len(prefix):] in self._buffers})
+        extra = prefix + "_extra_state"  # torch sets it after copying the buffers: check first
+        if extra in state_dict:
+            _checked_history(state_dict[extra])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def _check_state(self, buffers: dict) -> None:
+        """Raise ``ValueError`` unless ``buffers`` (some of ``edges``, ``gammas``,
+        ``num_updates``) could be this loss's state.
+
+        ``edges``: ``n_bins + 1`` finite values from 0 to 1, never decreasing
+        (empty slots have equal edges); ``gammas``: ``n_bins`` finite values in
+        :meth:`gamma_bounds`; ``num_updates``: a non-negative integer.
+        :meth:`load_state_dict` runs it first, so a bad state changes nothing.
+        """
+        shapes = {"edges": (self.n_bins + 1,), "gammas": (self.n_bins,), "num_updates": ()}
+        values = {}
+        for name, value in buffers.items():
+            if not isinstance(value, Tensor):
+                raise ValueError(f"state {name!r} must be a tensor, got {type(value).__name__}")
+            if tuple(value.shape) != shapes[name]:
+                raise ValueError(f"state {name!r} must have shape {shapes[name]} (n_bins="
+                                 f"{self.n_bins}), got {tuple(value.shape)}")
+            floating = name != "num_updates"
+            if value.is_complex() or value.dtype == torch.bool or (
+                    value.is_floating_point() != floating):
+                kind = "floating-point" if floating else "integer"
+                raise ValueError(f"state {name!r} must be a {kind} tensor, got {value.dtype}")
+            values[name] = value.detach().cpu().double()
+        if "edges" in values:
+            e = values["edges"]
+            if not (bool(torch.isfinite(e).all()) and float(e[0]) == 0.0
+                    and float(e[-1]) == 1.0 and bool((e[1:] >= e[:-1]).all())):
+                raise ValueError(f"state 'edges' must rise from 0 to 1 and never decrease, got "
+                                 f"{e.tolist()}")
+        if "gammas" in values:
+            g, (lo, hi) = values["gammas"], self.gamma_bounds()
+            slack = 1e-12 * max(1.0, abs(lo), abs(hi))
+            if not (bool(torch.isfinite(g).all()) and float(g.min()) >= lo - slack
+                    and float(g.max()) <= hi + slack):
+                raise ValueError(f"state 'gammas' must be finite and lie in [{lo:.6g}, "
+                                 f"{hi:.6g}] for this loss, got {g.tolist()}")
+        if "num_updates" in values and float(values["num_updates"]) < 0:
+            raise ValueError(f"state 'num_updates' must be >= 0, got "
+                             f"{int(values['num_updates'])}")
+
+
+def _checked_history(state) -> list:
+    """The ``history`` of an extra state ``{"history": [record dicts]}`` (ValueError if not)."""
+    history = state.get("history", []) if isinstance(state, dict) else None
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise ValueError("the extra state of a binned-gamma loss must be "
+                         "{'history': [record dicts]}")
+    return history

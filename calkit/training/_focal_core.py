@@ -46,7 +46,10 @@ def focal_weights(ce, gamma):
     ``<= m`` for inverse focal.  Works on numpy arrays and on (detached) torch
     tensors alike, in the dtype of ``ce``; ``gamma`` is a number or an array of
     the same kind and shape.  ``b`` is clamped at :data:`BASE_FLOOR`, where the
-    second term of the slope is taken as 0.
+    second term of the slope is taken as 0; so is it where ``ce = +inf``
+    (``p_t = 0``, ``b = 1``: the limit of ``(1 - b) log p_t`` is 0), so such a
+    sample has ``m = c = 1`` and the loss is ``+inf`` with the gradient of the
+    cross-entropy, as ``torch.nn.functional.cross_entropy``.
 
     Examples
     --------
@@ -67,7 +70,8 @@ def focal_weights(ce, gamma):
         exponent = xp.abs(gamma)
     clamped = np.maximum(base, BASE_FLOOR) if xp is np else base.clamp_min(BASE_FLOOR)
     m = clamped ** exponent
-    slope = exponent * (1 - base) * log_pt * m / clamped * (base > BASE_FLOOR)
+    finite_log_pt = xp.where(log_pt > -xp.inf, log_pt, 0.0)  # p_t = 0: (1 - b) log p_t -> 0
+    slope = exponent * (1 - base) * finite_log_pt * m / clamped * (base > BASE_FLOOR)
     return m, m - slope
 
 
@@ -88,9 +92,11 @@ def weighted_cross_entropy(ce: Tensor, gamma_of, reduction: str) -> Tensor:
         return ce.mean()  # NaN, as cross_entropy gives for an empty batch
     values = _detached(ce)
     m, c = focal_weights(values, gamma_of(values))
+    xp = namespace(values)
+    finite = xp.where(values < xp.inf, values, 0.0)  # m = c where ce = +inf: no 0 * inf
     if reduction == "none":
-        return ce * _tensor(c) + _tensor((m - c) * values)
-    rest = (m - c) @ values  # the constant part
+        return ce * _tensor(c) + _tensor((m - c) * finite)
+    rest = (m - c) @ finite  # the constant part
     if reduction == "mean":
         c, rest = c / n, rest / n
     return torch.dot(ce, _tensor(c)) + (float(rest) if isinstance(values, np.ndarray) else rest)

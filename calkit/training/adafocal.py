@@ -25,6 +25,8 @@ Training loop::
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
 from calkit.training._binned_gamma import BinnedGammaLoss
@@ -112,6 +114,10 @@ class AdaFocalLoss(BinnedGammaLoss):
         switched = new.new_full(new.shape, -s).where(focal, new.new_full(new.shape, s))
         return switched.where(new.abs() < s, new)
 
+    def gamma_bounds(self) -> tuple[float, float]:
+        """``[gamma_min, gamma_max]``: updates clamp the gammas to it."""
+        return self.gamma_min, self.gamma_max
+
     def extra_repr(self) -> str:
         return (f"n_bins={self.n_bins}, lam={self.lam}, gamma_init={self.gamma_init}, "
                 f"gamma_max={self.gamma_max}, gamma_min={self.gamma_min}, "
@@ -151,6 +157,10 @@ class CalFocalLoss(BinnedGammaLoss):
 
     def _new_gammas(self, gammas: Tensor, gaps: Tensor) -> Tensor:
         return (self.lam * gaps).exp()
+
+    def gamma_bounds(self) -> tuple[float, float]:
+        """``[exp(-lam), exp(lam)]``: the gap ``E_b`` lies in ``[-1, 1]`` (and the start is 1)."""
+        return math.exp(-self.lam), math.exp(self.lam) if self.lam < 709 else math.inf
 
     def extra_repr(self) -> str:
         return f"n_bins={self.n_bins}, lam={self.lam}, reduction={self.reduction!r}"

@@ -27,8 +27,10 @@ Half-precision logits (autocast) are upcast to float32 first.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,6 +69,16 @@ def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None
     -------
     Tensor of shape (N,)
         The loss of each sample; ``gamma = 0`` gives the cross-entropy.
+        ``log_pt = -inf`` (``p_t = 0``) gives ``+inf``, as the cross-entropy,
+        with the gradient of the cross-entropy times the factor.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a ``log_pt`` that is not a 1-D floating tensor, a ``gamma`` or
+        ``base`` of another shape or device, and (CPU tensors: nothing waits
+        for a GPU) NaN or positive ``log_pt``, a non-finite ``gamma`` or a
+        negative or non-finite ``base``.
 
     Notes
     -----
@@ -84,10 +96,54 @@ def focal_term(log_pt: Tensor, gamma: Tensor | float, base: Tensor | None = None
     >>> round(focal_term(lp, -2.0).item(), 6)  # (1 + 0.5)**2 * log(2)
     1.559581
     """
+    _check_focal_term(log_pt, gamma, base)
+    return _focal_term(log_pt, gamma, base)
+
+
+def _check_focal_term(log_pt, gamma, base) -> None:
+    """The argument checks of :func:`focal_term` (value checks on CPU tensors only)."""
+    if not isinstance(log_pt, Tensor):
+        raise TypeError(f"log_pt must be a torch tensor, got {type(log_pt).__name__}")
+    if not log_pt.is_floating_point() or log_pt.ndim != 1:
+        raise ValueError(f"log_pt must be a 1-D floating-point tensor, got {log_pt.dtype} of "
+                         f"shape {tuple(log_pt.shape)}")
+    named = [("base", base)] if base is not None else []
+    if isinstance(gamma, Tensor):
+        named.append(("gamma", gamma))
+    else:
+        check_gamma(gamma, nonnegative=False)
+    for name, t in named:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
+        if not t.is_floating_point() or tuple(t.shape) not in ((), tuple(log_pt.shape)):
+            raise ValueError(f"{name} must be a floating-point tensor of shape "
+                             f"{tuple(log_pt.shape)} (like log_pt), got {t.dtype} of shape "
+                             f"{tuple(t.shape)}")
+        if t.device != log_pt.device:
+            raise ValueError(f"{name} is on {t.device} but log_pt is on {log_pt.device}")
+    if log_pt.device.type != "cpu":
+        return
+    with torch.no_grad():
+        if bool(torch.isnan(log_pt).any()) or bool((log_pt > 0).any()):
+            raise ValueError("log_pt must hold log-probabilities (<= 0, not NaN)")
+        for name, t in named:
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
+            if name == "base" and bool((t < 0).any()):
+                raise ValueError("base must be >= 0")
+
+
+def _focal_term(log_pt: Tensor, gamma, base: Tensor | None = None) -> Tensor:
+    """:func:`focal_term` without the argument checks (for the losses' own calls)."""
     if base is not None:
         exponent = gamma.detach().to(log_pt.dtype).abs() if isinstance(gamma, Tensor) \
             else abs(float(gamma))
-        return -(base.clamp_min(BASE_FLOOR) ** exponent) * log_pt
+        factor = base.clamp_min(BASE_FLOOR) ** exponent
+        # p_t = 0: the loss is +inf; the factor's gradient is multiplied by -log p_t, but
+        # its limit is 0 (p_t log p_t -> 0), so only the cross-entropy's gradient remains
+        finite = log_pt > -torch.inf
+        safe = torch.where(finite, log_pt, torch.zeros_like(log_pt))
+        return torch.where(finite, -factor * safe, -factor.detach() * log_pt)
     if isinstance(gamma, Tensor):
         fixed = gamma.detach().to(log_pt.dtype)
         return weighted_cross_entropy(-log_pt, lambda ce: like_values(fixed, ce), "none")
@@ -142,8 +198,8 @@ def check_inputs(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def check_gamma(gamma, name: str = "gamma", nonnegative: bool = True) -> float:
-    """A finite real ``gamma`` (``>= 0`` unless ``nonnegative`` is False)."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma != gamma \
+    """A finite real ``gamma`` (``>= 0`` unless ``nonnegative`` is False); numpy scalars too."""
+    if isinstance(gamma, bool | np.bool_) or not isinstance(gamma, Real) or gamma != gamma \
             or abs(gamma) == float("inf"):
         raise ValueError(f"{name} must be a finite number, got {gamma!r}")
     if nonnegative and gamma < 0:
@@ -313,7 +369,7 @@ class DualFocalLoss(_FocalFamilyLoss):
         p_t = p.gather(1, target[:, None])
         p_j = torch.where(p < p_t, p, torch.zeros_like(p)).amax(1)
         base = -torch.expm1(log_pt) + p_j
-        return reduce_loss(focal_term(log_pt, self.gamma, base=base), self.reduction)
+        return reduce_loss(_focal_term(log_pt, self.gamma, base=base), self.reduction)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
