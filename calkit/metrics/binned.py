@@ -16,7 +16,12 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
-from calkit._validation import check_classification, check_n_bins, check_option
+from calkit._validation import (
+    check_classification,
+    check_n_bins,
+    check_option,
+    check_sample_weight,
+)
 from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table
 from calkit.metrics._views import score_target_pairs
 
@@ -142,7 +147,8 @@ def debiased_error_from_table(table: BinTable) -> Array:
 
 def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
                       norm: Norm = "l1", view: str = "top_label", closed: str = "right",
-                      debias: bool = False, sum_tol: float | None = None) -> CalibrationResult:
+                      debias: bool = False, sum_tol: float | None = None,
+                      sample_weight=None) -> CalibrationResult:
     """Binned calibration error with its bin table(s) and settings.
 
     Parameters
@@ -168,6 +174,10 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         Kumar et al.'s debiased estimator (``norm="l2"`` only).
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
+    sample_weight : array of shape (N,), optional
+        Non-negative frequency weights: the result equals that of the samples
+        repeated by their (integer) weights; the tables hold weight sums
+        (:func:`calkit.binning.bin_table`).
 
     Returns
     -------
@@ -190,7 +200,8 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         raise ValueError("debias=True is the L2 estimator of Kumar et al.; use norm='l2'")
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
     n_bins = check_n_bins(n_bins, data.n_samples)
-    tables = tuple(_bin_table(s, t, n_bins, strategy, closed)
+    weights = check_sample_weight(sample_weight, data.n_samples, like=data.y_prob)
+    tables = tuple(_bin_table(s, t, n_bins, strategy, closed, weights)
                    for s, t in score_target_pairs(data, view))
     if debias:
         errors = [debiased_error_from_table(t) for t in tables]
@@ -217,7 +228,8 @@ def _combine(errors: list, norm: str) -> Array:
 
 
 def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: Norm = "l1",
-        view: str = "top_label", closed: str = "right", sum_tol: float | None = None):
+        view: str = "top_label", closed: str = "right", sum_tol: float | None = None,
+        sample_weight=None):
     """Expected calibration error (a number); see :func:`calibration_error`.
 
     Examples
@@ -226,14 +238,19 @@ def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: No
     >>> from calkit import ece
     >>> round(ece([1, 0, 1, 1], np.array([0.9, 0.2, 0.6, 0.8]), n_bins=2, view="positive"), 6)
     0.225
+    >>> p = np.array([0.9, 0.2, 0.6])
+    >>> weighted = ece([1, 0, 1], p, n_bins=2, view="positive", sample_weight=[1, 1, 2])
+    >>> bool(np.isclose(weighted, ece([1, 0, 1, 1], p[[0, 1, 2, 2]], n_bins=2, view="positive")))
+    True
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm=norm,
-                             view=view, closed=closed, sum_tol=sum_tol).value
+                             view=view, closed=closed, sum_tol=sum_tol,
+                             sample_weight=sample_weight).value
 
 
 def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile",
                  view: str = "top_label", closed: str = "right",
-                 sum_tol: float | None = None):
+                 sum_tol: float | None = None, sample_weight=None):
     """Debiased L2 calibration error (Kumar, Liang and Ma 2019).
 
     The plug-in squared error of every bin with ``n_b >= 2`` samples minus the
@@ -256,4 +273,5 @@ def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile"
     True
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm="l2",
-                             view=view, closed=closed, debias=True, sum_tol=sum_tol).value
+                             view=view, closed=closed, debias=True, sum_tol=sum_tol,
+                             sample_weight=sample_weight).value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from calkit import _array as xp
-from calkit._validation import Classification, check_classification
+from calkit._validation import Classification, check_classification, check_sample_weight
 
 _BLOCK_BYTES = 1 << 20
 
@@ -56,13 +56,22 @@ def _brier_per_sample(data: Classification, p_true=None):
     return _sum_of_squares(data.y_prob) - 2 * p_true + 1
 
 
-def brier_score(y_true, y_prob, *, sum_tol: float | None = None):
+def _mean(values, data: Classification, sample_weight):
+    """Mean of per-sample ``values``, weighted by validated ``sample_weight`` if given."""
+    w = check_sample_weight(sample_weight, data.n_samples, like=values)
+    if w is None:
+        return values.mean()
+    return (w * values).sum() / w.sum()
+
+
+def brier_score(y_true, y_prob, *, sum_tol: float | None = None, sample_weight=None):
     """Brier score.
 
     Multiclass ``(N, K)`` input: ``mean_i sum_k (p_ik - 1[y_i = k])^2``, in
     ``[0, 2]`` (scikit-learn's multiclass ``brier_score_loss``).  Binary 1-D input
     (probability of class 1): ``mean_i (p_i - y_i)^2``, in ``[0, 1]`` (the
-    classic binary Brier score, half the two-column sum).
+    classic binary Brier score, half the two-column sum).  ``sample_weight``
+    (optional, shape ``(N,)``) makes it the weighted mean.
 
     Examples
     --------
@@ -74,15 +83,17 @@ def brier_score(y_true, y_prob, *, sum_tol: float | None = None):
     0.2
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    return xp.scalar(_brier_per_sample(data).mean())
+    return xp.scalar(_mean(_brier_per_sample(data), data, sample_weight))
 
 
-def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = None):
+def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = None,
+        sample_weight=None):
     """Mean negative log-likelihood of the true class (log loss).
 
     The true-class probability is clipped below at ``eps`` (default: the machine
     epsilon of ``y_prob``'s dtype, as scikit-learn's ``log_loss``) so that a zero
-    probability gives a large finite loss rather than ``inf``.
+    probability gives a large finite loss rather than ``inf``.  ``sample_weight``
+    (optional, shape ``(N,)``) makes it the weighted mean.
 
     Examples
     --------
@@ -90,17 +101,22 @@ def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = Non
     >>> from calkit import nll
     >>> round(nll([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]])), 6)
     0.458145
+    >>> round(nll([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]]), sample_weight=[0, 1]), 6)
+    0.223144
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
     if eps is None:
         eps = float(np.finfo(str(data.y_prob.dtype).replace("torch.", "")).eps)
     p_true = _true_class_prob(data)
     p_true = p_true.clamp(min=eps) if xp.is_torch(p_true) else np.maximum(p_true, eps)
-    return xp.scalar(-(p_true.log() if xp.is_torch(p_true) else np.log(p_true)).mean())
+    log_p = p_true.log() if xp.is_torch(p_true) else np.log(p_true)
+    return xp.scalar(-_mean(log_p, data, sample_weight))
 
 
-def accuracy(y_true, y_prob, *, sum_tol: float | None = None):
+def accuracy(y_true, y_prob, *, sum_tol: float | None = None, sample_weight=None):
     """Share of samples whose predicted (argmax) class is the true class.
+
+    ``sample_weight`` (optional, shape ``(N,)``) makes it the weighted share.
 
     Examples
     --------
@@ -111,4 +127,5 @@ def accuracy(y_true, y_prob, *, sum_tol: float | None = None):
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
     correct = data.correct
-    return xp.scalar(correct.double().mean() if xp.is_torch(correct) else correct.mean())
+    correct = correct.double() if xp.is_torch(correct) else correct.astype(np.float64)
+    return xp.scalar(_mean(correct, data, sample_weight))
