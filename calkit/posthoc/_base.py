@@ -24,6 +24,7 @@ from sklearn.exceptions import NotFittedError
 
 from calkit._array import is_torch, to_numpy
 from calkit._validation import check_binary_targets, check_labels, check_logits, check_scores
+from calkit.posthoc import _sklearn_api as api
 
 #: class name -> class, filled by ``BaseCalibrator.__init_subclass__``
 _REGISTRY: dict[str, type[BaseCalibrator]] = {}
@@ -37,6 +38,15 @@ class BaseCalibrator(BaseEstimator):
     Subclasses set ``_fitted_attributes`` (the names :meth:`save` writes) and
     implement ``fit`` and ``_predict_proba`` (numpy, float64); they may add
     ``_predict_proba_torch`` to keep tensors on their device.
+
+    Every subclass's ``fit`` is wrapped with the scikit-learn layer of
+    :mod:`calkit.posthoc._sklearn_api`: pandas input, labels mapped through
+    ``classes_`` (any labels: strings, objects, or integer column indices),
+    validated ``sample_weight``, 1-D binary scores, ``n_features_in_`` and
+    ``feature_names_in_``; ``fit`` returns ``self``.  The subclass's own fit sees
+    arrays and integer labels ``0 .. K-1``.  :meth:`predict` returns labels
+    from ``classes_`` and :meth:`score` is the negative mean log-loss
+    (scikit-learn's ``neg_log_loss`` convention).
 
     Examples
     --------
@@ -56,6 +66,17 @@ class BaseCalibrator(BaseEstimator):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
+        if "fit" in cls.__dict__:
+            cls.fit = api.sklearn_fit(cls.__dict__["fit"])
+
+    #: True for calibrators that read a 1-D X themselves (a score per sample); the
+    #: others get 1-D probabilities as the binary logits (log(1 - p), log p)
+    _native_1d: ClassVar[bool] = False
+
+    def _n_label_columns(self, X, fit_params: dict) -> int:
+        """How many classes the labels may take: one per column of ``X`` (2 for 1-D)."""
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        return 2 if len(shape) == 1 else int(shape[1])
 
     #: False for calibrators of binary problems only
     _multiclass: ClassVar[bool] = True
@@ -73,8 +94,17 @@ class BaseCalibrator(BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(self, X):
-        """Calibrated probabilities for ``X`` (same input form as ``fit``)."""
+        """Calibrated probabilities for ``X`` (same input form as ``fit``).
+
+        ``(N, K)`` rows that sum to one; for a calibrator fitted on 1-D scores, the
+        1-D calibrated probability of the positive class ``classes_[1]``.
+        """
         self._check_fitted()
+        X, positive_column = api.predict_input(self, X)
+        out = self._predict_proba_any(X)
+        return out[:, 1] if positive_column else out
+
+    def _predict_proba_any(self, X):
         if is_torch(X) and hasattr(self, "_predict_proba_torch"):
             return self._predict_proba_torch(X)
         out = self._predict_proba(np.asarray(to_numpy(X)))
@@ -91,14 +121,31 @@ class BaseCalibrator(BaseEstimator):
         argmax of the logits themselves, so float ties in the probabilities never
         change a prediction.
         """
+        self._check_fitted()
         if self._keeps_argmax:
-            self._check_fitted()
-            z = check_predict_logits(X, self.n_classes_, type(self).__name__)
-            return z.argmax(1) if is_torch(z) else np.argmax(z, axis=1)
+            z, positive_column = api.predict_input(self, X)
+            z = check_predict_logits(z, self.n_classes_, type(self).__name__)
+            return api.decode_labels(self, z.argmax(1) if is_torch(z) else np.argmax(z, axis=1))
         p = self.predict_proba(X)
         if p.ndim == 1:
-            return (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
-        return p.argmax(1) if is_torch(p) else np.argmax(p, axis=1)
+            index = (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
+        else:
+            index = p.argmax(1) if is_torch(p) else np.argmax(p, axis=1)
+        return api.decode_labels(self, index)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Negative mean log-loss of :meth:`predict_proba` on ``(X, y)`` (higher is better).
+
+        scikit-learn's ``neg_log_loss`` convention (probabilities clipped at the
+        machine epsilon, as :func:`calkit.nll`); ``y`` holds labels from ``classes_``.
+        """
+        from calkit.metrics.scores import nll
+
+        p = self.predict_proba(X)
+        labels = api.labels_to_index(getattr(self, "classes_", np.arange(self.n_classes_)),
+                                     y)
+        p = np.asarray(to_numpy(p), dtype=np.float64)
+        return -float(nll(labels, p, sample_weight=sample_weight))
 
     def transform(self, X):
         """Same as :meth:`predict_proba` (for use inside a scikit-learn ``Pipeline``)."""
@@ -116,11 +163,6 @@ class BaseCalibrator(BaseEstimator):
         if missing or not self._fitted_attributes:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
                                  "call 'fit' with validation data first")
-
-    @property
-    def n_features_in_(self) -> int:
-        """Number of input columns (logits per sample) seen in ``fit``."""
-        return self.n_classes_
 
     def __sklearn_is_fitted__(self) -> bool:
         return all(hasattr(self, a) for a in self._fitted_attributes)
@@ -140,7 +182,8 @@ class BaseCalibrator(BaseEstimator):
             fitted[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape),
                             "data": arr.ravel().tolist(), "scalar": np.ndim(value) == 0}
         doc = {"format": _FORMAT, "class": type(self).__name__,
-               "params": _json_params(self.get_params(deep=False)), "fitted": fitted}
+               "params": _json_params(self.get_params(deep=False)), "fitted": fitted,
+               "sklearn": api.saved_state(self)}
         Path(path).write_text(json.dumps(doc, indent=1))
 
 
@@ -203,6 +246,7 @@ def load_calibrator(path: str | Path) -> BaseCalibrator:
             raise ValueError(f"{path}: unexpected fitted attribute {name!r}")
         arr = np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
         setattr(est, name, arr.item() if spec["scalar"] else arr)
+    api.restore_state(est, doc.get("sklearn"), str(path))
     est._check_fitted()
     return est
 
@@ -229,6 +273,12 @@ def check_fit_binary(X, y):
     s = check_scores(X, "X")
     t = check_binary_targets(y, int(s.shape[0]), "y")
     return np.asarray(to_numpy(s), dtype=np.float64), np.asarray(to_numpy(t), dtype=np.float64)
+
+
+def check_fit_binary_targets(y, n: int) -> np.ndarray:
+    """0/1 float64 targets of length ``n`` from labels (already encoded to 0/1 by ``fit``)."""
+    t = check_binary_targets(y, n, "y")
+    return np.asarray(to_numpy(t), dtype=np.float64)
 
 
 def check_predict_logits(X, n_classes: int, name: str = "calibrator"):
