@@ -72,6 +72,8 @@ class BaseCalibrator(BaseEstimator):
     #: True for calibrators that read a 1-D X themselves (a score per sample); the
     #: others get 1-D probabilities as the binary logits (log(1 - p), log p)
     _native_1d: ClassVar[bool] = False
+    #: fewest columns of a 2-D X (one logit per class)
+    _min_columns: ClassVar[int] = 2
 
     def _n_label_columns(self, X, fit_params: dict) -> int:
         """How many classes the labels may take: one per column of ``X`` (2 for 1-D)."""
@@ -87,7 +89,9 @@ class BaseCalibrator(BaseEstimator):
 
         tags = super().__sklearn_tags__()
         tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags(multi_class=self._multiclass)
+        # poor_score: a calibrator keeps (or recalibrates) the model's own prediction; it
+        # does not learn to classify arbitrary features (scikit-learn's accuracy checks)
+        tags.classifier_tags = ClassifierTags(multi_class=self._multiclass, poor_score=True)
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         tags.target_tags.required = True
         return tags
@@ -142,8 +146,9 @@ class BaseCalibrator(BaseEstimator):
         from calkit.metrics.scores import nll
 
         p = self.predict_proba(X)
-        labels = api.labels_to_index(getattr(self, "classes_", np.arange(self.n_classes_)),
-                                     y)
+        classes = getattr(self, "classes_", None)
+        labels = api.labels_to_index(np.arange(p.shape[1] if p.ndim == 2 else 2)
+                                     if classes is None else classes, y)
         p = np.asarray(to_numpy(p), dtype=np.float64)
         return -float(nll(labels, p, sample_weight=sample_weight))
 

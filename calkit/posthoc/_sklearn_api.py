@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import warnings
 
 import numpy as np
@@ -50,12 +51,37 @@ def feature_names(X) -> np.ndarray | None:
     return None
 
 
-def plain(X):
-    """pandas objects as numpy arrays; numpy, torch and array-likes unchanged."""
-    if is_torch(X) or isinstance(X, np.ndarray):
+def plain(X, name: str = "X"):
+    """``X`` as a numpy array (pandas, lists, array-likes) or a torch tensor.
+
+    Sparse matrices, complex numbers and non-numeric objects are refused with a
+    clear error; a numeric object array becomes float64.
+    """
+    if is_torch(X):
+        if X.is_complex():
+            raise ValueError(f"{name}: Complex data not supported (got a complex tensor)")
         return X
-    if hasattr(X, "to_numpy") and hasattr(X, "shape"):  # pandas (and polars-like) frames
-        return X.to_numpy()
+    if X is None:
+        raise ValueError(f"{name} is None")
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse {type(X).__name__}: calibrators need dense "
+                        "data (sparse input is not supported); pass X.toarray()")
+    if not isinstance(X, np.ndarray):
+        if hasattr(X, "to_numpy") and hasattr(X, "shape"):  # pandas (and polars-like) frames
+            X = X.to_numpy()
+        else:
+            try:
+                X = np.asarray(X)
+            except ValueError as exc:  # ragged nested lists
+                raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported (got dtype {X.dtype})")
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name} must be numeric (an object array whose entries are "
+                            f"not all numbers): {exc}") from exc
     return X
 
 
@@ -78,11 +104,21 @@ def encode_labels(y, n_columns: int, one_d: bool = False):
     """
     if is_torch(y):  # tensors hold numbers: the indices themselves (checked by the fit)
         return np.arange(n_columns), y
-    y = np.asarray(plain(y))
-    if y.ndim == 2 and y.shape[1] == 1:
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1 and n_columns != 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                      "change the shape of y to (n_samples,), for example using ravel().",
+                      DataConversionWarning, stacklevel=4)
         y = y.ravel()
     if y.ndim != 1:  # one-hot or wrong shape: the calibrator's own check decides
         return np.arange(n_columns), y
+    if y.dtype.kind == "O" and len(y) and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in y):
+        y = y.astype(np.int64)  # an object array of integers: integer labels
     kind = y.dtype.kind
     if kind == "c":
         raise ValueError("y must hold class labels, got complex numbers")
@@ -99,7 +135,8 @@ def encode_labels(y, n_columns: int, one_d: bool = False):
     try:
         classes, index = np.unique(y, return_inverse=True)
     except TypeError as exc:
-        raise ValueError(f"y must hold labels of one comparable type: {exc}") from exc
+        raise ValueError(f"Unknown label type: y must hold labels of one comparable type "
+                         f"({exc})") from exc
     if len(classes) != n_columns and one_d:
         raise ValueError(f"X is 1-D (one binary score per sample), so y must hold 2 classes "
                          f"(0/1, booleans or two labels); got {len(classes)} distinct labels "
@@ -178,6 +215,23 @@ def _one_d_error(name: str) -> str:
 
 
 # ------------------------------------------------------------------------ fit
+def _check_binary_labels(y, name: str) -> None:
+    """ValueError (scikit-learn's wording) when labels of a binary-only calibrator take > 2 values."""
+    values = y if is_torch(y) else np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if not is_torch(values) and values.dtype.kind == "f" and not (
+            np.isfinite(values).all() and (values == np.round(values)).all()):
+        return  # continuous: encode_labels says so
+    if values.ndim == 1 and values.dtype != object:
+        n_classes = len(values.unique() if is_torch(values) else np.unique(values))
+    elif values.ndim == 1:
+        n_classes = len(set(values.tolist()))
+    else:
+        return
+    if n_classes > 2:
+        raise ValueError(f"Only binary classification is supported by {name}: y holds "
+                         f"{n_classes} classes")
+
+
 def sklearn_fit(fit):
     """Wrap a calibrator's ``fit(self, X, y, [sample_weight], **kw)`` (module docstring)."""
     if getattr(fit, "_calkit_sklearn_fit", False):
@@ -186,18 +240,29 @@ def sklearn_fit(fit):
 
     @functools.wraps(fit)
     def wrapped(self, X, y, sample_weight=None, **kwargs):
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None")
         names = feature_names(X)
-        X, y = plain(X), plain(y)
+        X = plain(X)
         ndim = _ndim(X)
         if ndim not in (1, 2):
             raise ValueError(f"X must be 1-D scores or 2-D (n_samples, n_features), got "
                              f"{ndim} dimensions")
-        n = int(np.shape(X)[0]) if not is_torch(X) else int(X.shape[0])
+        shape = tuple(X.shape)
+        if ndim == 2 and shape[1] < self._min_columns:
+            raise ValueError(
+                f"X has {shape[1]} feature(s) (shape={shape}) while a minimum of "
+                f"{self._min_columns} is required: a 2-D X holds one logit per class"
+                + ("; pass binary scores as a 1-D array" if shape[1] == 1 else ""))
+        n = int(shape[0])
         one_d = ndim == 1
         if one_d and not self._native_1d:
             X = binary_logits(X)
         n_columns = self._n_label_columns(X, kwargs)
         # None: the calibrator cannot tell the classes from its input (its fit says why)
+        if not self._multiclass:
+            _check_binary_labels(y, name)
         classes, labels = (None, y) if n_columns is None else encode_labels(y, n_columns, one_d)
         if sample_weight is not None:
             if not takes_weight:
@@ -205,8 +270,7 @@ def sklearn_fit(fit):
             kwargs["sample_weight"] = check_sample_weight(sample_weight, n)
         fit(self, X, labels, **kwargs)
         self.classes_ = classes
-        self.n_features_in_ = 1 if one_d else int(np.shape(X)[1]) if not is_torch(X) \
-            else int(X.shape[1])
+        self.n_features_in_ = 1 if one_d else int(shape[1])
         if names is not None:
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
@@ -226,6 +290,9 @@ def predict_input(estimator, X):
     check_feature_names(estimator, X)
     X = plain(X)
     ndim = _ndim(X)
+    if ndim not in (1, 2):
+        raise ValueError(f"X must be 1-D scores or 2-D (n_samples, n_features), got {ndim} "
+                         "dimensions")
     n_in = getattr(estimator, "n_features_in_", None)
     name = type(estimator).__name__
     if n_in is None:  # loaded from a file without the API state: trust the calibrator
@@ -243,8 +310,9 @@ def predict_input(estimator, X):
             return X, False
         return binary_logits(X), True
     if ndim == 1:
-        raise ValueError(f"X is 1-D, but {name} was fitted on {n_in} columns; pass a 2-D X "
-                         f"with {n_in} columns (reshape a single sample with X.reshape(1, -1))")
+        raise ValueError(f"X is 1-D, but {name} was fitted on {n_in} columns: pass a 2-D X "
+                         f"with {n_in} columns. Reshape your data using X.reshape(1, -1) if "
+                         "it holds a single sample")
     width = int(X.shape[1]) if is_torch(X) else int(np.shape(X)[1])
     if width != n_in:
         raise ValueError(f"X has {width} features, but {name} is expecting {n_in} "

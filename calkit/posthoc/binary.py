@@ -29,14 +29,14 @@ from scipy.special import expit, log_expit
 
 from calkit._array import to_numpy
 from calkit._validation import check_binary_targets, check_logits, check_scores
-from calkit.posthoc._base import BaseCalibrator
+from calkit.posthoc._base import BaseCalibrator, _float_if_integer
 
 
 def _binary_score(X, kind: str, n_classes: int | None = None) -> tuple[np.ndarray, int]:
     """``(score (N,) float64, input_ndim)`` from 1-D scores or (N, 2) logits."""
     ndim = getattr(X, "ndim", np.ndim(X))
     if ndim == 2:
-        z = np.asarray(to_numpy(check_logits(X, "X")), dtype=np.float64)
+        z = np.asarray(to_numpy(check_logits(_float_if_integer(X), "X")), dtype=np.float64)
         if z.shape[1] != 2:
             raise ValueError(f"binary calibrators take 1-D scores or (N, 2) logits, got "
                              f"{z.shape[1]} classes")
@@ -90,6 +90,9 @@ class _BinaryCalibrator(BaseCalibrator):
     _kind: ClassVar[str] = "real"
     _multiclass = False
     _native_1d = True
+
+    def _n_label_columns(self, X, fit_params: dict) -> int:
+        return 2  # 1-D scores or (N, 2) logits: always two classes
 
     def _p1(self, s: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

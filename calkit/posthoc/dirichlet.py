@@ -37,6 +37,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from calkit.logits import log_softmax, softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._sklearn_api import predict_input
 from calkit.posthoc.temperature import _affine_nll
 
 
@@ -225,6 +226,7 @@ class DirichletCalibration(BaseCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``W log_softmax(X) + b``."""
         self._check_fitted()
+        X, _ = predict_input(self, X)  # containers, feature names, 1-D binary scores
         z = np.asarray(check_predict_logits(X, self.n_classes_), dtype=np.float64)
         return log_softmax(z) @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 

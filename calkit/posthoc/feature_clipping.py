@@ -32,6 +32,7 @@ from calkit._validation import check_labels, check_logits, check_option
 from calkit.logits import log_softmax, softmax
 from calkit.metrics.binned import ece
 from calkit.posthoc._base import BaseCalibrator
+from calkit.posthoc._sklearn_api import predict_input
 
 CRITERIA = ("nll", "ece")
 
@@ -129,6 +130,7 @@ class FeatureClipping(BaseCalibrator):
 
     _fitted_attributes: ClassVar[tuple[str, ...]] = ("threshold_", "coef_", "intercept_")
     _native_1d = True  # X holds features: never read as binary scores
+    _min_columns = 1
 
     def _n_label_columns(self, X, fit_params: dict) -> int | None:
         """The classes are the rows of the head (``coef``) or the columns of ``logits``."""
@@ -250,6 +252,7 @@ class FeatureClipping(BaseCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Logits of the clipped features, ``clip(X, -c, c) W^T + b``."""
         self._check_fitted()
+        X, _ = predict_input(self, X)  # containers, feature names, feature count
         h = _check_features(X)
         if h.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {h.shape[1]} features but the calibrator was fitted on "

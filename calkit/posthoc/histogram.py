@@ -66,7 +66,10 @@ class HistogramBinning(_ScoreMapCalibrator):
         check_option(self.closed, "closed", CLOSED)
 
     def _fit_map(self, scores, targets, sample_weight=None):
-        check_n_bins(self.n_bins, len(scores))
+        if len(scores) < self.n_bins:
+            raise ValueError(f"n_bins={self.n_bins} is more than the number of samples: "
+                             f"got {len(scores)} sample{'s' if len(scores) != 1 else ''}; "
+                             "use fewer bins")
         table = bin_table(scores, targets, n_bins=self.n_bins, strategy=self.strategy,
                           closed=self.closed, sample_weight=sample_weight)
         edges = np.asarray(table.edges, dtype=np.float64)

@@ -127,7 +127,8 @@ class SplineCalibration(_ScoreMapCalibrator):
             scores, targets = np.repeat(scores, counts.astype(np.int64)), np.repeat(
                 targets, counts.astype(np.int64))
         if len(scores) < 2:
-            raise ValueError("spline calibration needs at least 2 calibration samples")
+            raise ValueError(f"spline calibration needs at least 2 calibration samples, got "
+                             f"{len(scores)} sample")
         return fit_spline_map(scores, targets, self.n_knots)
 
     def _apply_map(self, x, y, scores):
