@@ -216,7 +216,7 @@ def _one_d_error(name: str) -> str:
 
 # ------------------------------------------------------------------------ fit
 def _check_binary_labels(y, name: str) -> None:
-    """ValueError (scikit-learn's wording) when labels of a binary-only calibrator take > 2 values."""
+    """ValueError (scikit-learn's wording) when a binary-only calibrator sees > 2 labels."""
     values = y if is_torch(y) else np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
     if not is_torch(values) and values.dtype.kind == "f" and not (
             np.isfinite(values).all() and (values == np.round(values)).all()):
