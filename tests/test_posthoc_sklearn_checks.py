@@ -46,6 +46,8 @@ _DECISION = ("decision_function returns the (N, K) calibrated logits, also for K
 _MONTE_CARLO = ("vote shares are Monte-Carlo estimates: the noise is drawn for the whole "
                 "batch from a fixed seed, so a row's draws depend on its position and the "
                 "batch size (and a repeated row gets draws of its own)")
+_ECE_BINS = ("criterion='ece' is the 15-bin ECE, which needs at least 15 calibration "
+             "samples; the check fits on fewer (criterion='nll' passes)")
 _BINARY_COLUMNS = ("binary calibrators read X as 1-D scores or (N, 2) logits; the check "
                    "feeds 3 or more feature columns")
 
@@ -77,6 +79,8 @@ def expected_failures(est) -> dict[str, str]:
         out["check_classifiers_one_label"] = _ONE_LABEL
     if isinstance(est, EnsembleTemperatureScaling):
         out["check_sample_weight_equivalence_on_dense_data"] = _TOLERANCE
+    if isinstance(est, DirichletCalibration) and est.max_iter > 100:  # run to convergence
+        out["check_sample_weight_equivalence_on_dense_data"] = _TOLERANCE
     if isinstance(est, DirichletCalibration):
         out["check_decision_proba_consistency"] = _DECISION
         out["check_classifiers_classes"] = _BLOBS + "; and " + _DECISION
@@ -84,6 +88,14 @@ def expected_failures(est) -> dict[str, str]:
     if isinstance(est, ConsistencyCalibration):
         out["check_methods_sample_order_invariance"] = _MONTE_CARLO
         out["check_methods_subset_invariance"] = _MONTE_CARLO
+        if est.noise_scales is None:  # the default fine grid: repeated rows move the optimum
+            out["check_sample_weight_equivalence_on_dense_data"] = _MONTE_CARLO
+        if est.criterion == "ece":
+            out.update(dict.fromkeys(
+                ["check_sample_weights_pandas_series", "check_sample_weights_not_an_array",
+                 "check_estimators_nan_inf", "check_classifier_data_not_an_array",
+                 "check_classifiers_one_label_sample_weights", "check_fit2d_1sample"],
+                _ECE_BINS))
     return out
 
 

@@ -153,7 +153,7 @@ def encode_labels(y, n_columns: int, one_d: bool = False):
 
 def labels_to_index(classes, y) -> np.ndarray:
     """Column indices of labels ``y`` among fitted ``classes``; ValueError for unknown ones."""
-    y = np.asarray(to_numpy(plain(y)))
+    y = np.asarray(to_numpy(y.to_numpy() if hasattr(y, "to_numpy") else y))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     classes = np.asarray(classes)

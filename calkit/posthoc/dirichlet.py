@@ -227,8 +227,11 @@ class DirichletCalibration(BaseCalibrator):
         """Calibrated logits ``W log_softmax(X) + b``."""
         self._check_fitted()
         X, _ = predict_input(self, X)  # containers, feature names, 1-D binary scores
+        return self._decision(X)
+
+    def _decision(self, X) -> np.ndarray:
         z = np.asarray(check_predict_logits(X, self.n_classes_), dtype=np.float64)
         return log_softmax(z) @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self.decision_function(X))
+        return softmax(self._decision(X))

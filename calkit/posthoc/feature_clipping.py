@@ -253,6 +253,9 @@ class FeatureClipping(BaseCalibrator):
         """Logits of the clipped features, ``clip(X, -c, c) W^T + b``."""
         self._check_fitted()
         X, _ = predict_input(self, X)  # containers, feature names, feature count
+        return self._decision(X)
+
+    def _decision(self, X) -> np.ndarray:
         h = _check_features(X)
         if h.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {h.shape[1]} features but the calibrator was fitted on "
@@ -261,4 +264,4 @@ class FeatureClipping(BaseCalibrator):
         return np.clip(h, -c, c) @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self.decision_function(X))
+        return softmax(self._decision(X))
