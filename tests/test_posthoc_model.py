@@ -90,7 +90,7 @@ def test_scorer_validates_the_metric():
     assert "nll" in repr(make_calibration_scorer("nll"))
 
 
-# ------------------------------------------------------------------ drop-in for CalibratedClassifierCV
+# ---------------------------------------------------------- drop-in for CalibratedClassifierCV
 def _sklearn_pair(make_est, method, mode, binary):
     """(ours, scikit-learn's) fitted the same way; mode: 'frozen', 'ensemble', 'single'."""
     X, y = _blobs(n=900, k=2 if binary else 3, seed=3)
