@@ -122,3 +122,10 @@ def scalar(x: Array) -> Any:
     if is_torch(x):
         return x.reshape(())
     return float(x)
+
+
+def argsort_(x: Array) -> Array:
+    """Stable argsort of a 1-D array (numpy or torch, on its device)."""
+    if is_torch(x):
+        return x.argsort(stable=True)
+    return np.argsort(x, kind="stable")

@@ -552,3 +552,44 @@ def _encode_labels(y: np.ndarray, n_classes: int, classes, name: str):
     if inverse is not None:
         codes = codes[inverse.reshape(-1)]
     return codes, tuple(values)
+
+
+def check_sample_weight(sample_weight, n: int, like=None):
+    """Validated per-sample weights ``(n,)`` as float64 (None stays None).
+
+    Weights are frequency weights: finite, non-negative, not all zero.  They
+    come back as numpy, or as a torch tensor on ``like``'s device when ``like``
+    is a tensor.
+    """
+    if sample_weight is None:
+        return None
+    if is_torch(sample_weight):
+        w = sample_weight.detach()
+        if w.is_complex() or str(w.dtype) == "torch.bool":
+            raise ValueError(f"sample_weight must hold real numbers, got {w.dtype}")
+        w = w.double()
+    else:
+        try:
+            w = np.asarray(sample_weight)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"sample_weight could not be converted to an array: {exc}") \
+                from exc
+        if w.dtype.kind not in "iuf":
+            raise ValueError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+        w = w.astype(np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},) (one weight per sample), "
+                         f"got {tuple(w.shape)}")
+    if not _all(_isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values")
+    if n and float(w.min()) < 0:
+        raise ValueError(f"sample_weight must be non-negative, got minimum {float(w.min())}")
+    if not float(w.sum()) > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs a positive "
+                         "weight")
+    if like is not None and is_torch(like):
+        torch = torch_module()
+        return torch.as_tensor(w, dtype=torch.float64, device=like.device)
+    if is_torch(w):
+        return w.cpu().numpy()
+    return w

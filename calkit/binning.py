@@ -43,6 +43,7 @@ from calkit._validation import (
     check_binary_targets,
     check_n_bins,
     check_option,
+    check_sample_weight,
     check_scores,
 )
 
@@ -62,9 +63,11 @@ class BinTable(Exportable):
     edges : array of shape (n_bins + 1,)
         Bin edges, increasing, float64.
     count : array of shape (n_bins,)
-        Samples per bin (int64).
+        Samples per bin (int64), or the float64 sum of their weights for a
+        table built with ``sample_weight`` (then ``n_samples`` is the total
+        weight, and every derived quantity is the weighted one).
     sum_score, sum_target : array of shape (n_bins,)
-        float64 sums of the scores and of the targets in each bin.
+        float64 sums of the (weighted) scores and targets in each bin.
     strategy, closed : str
         How the edges were made and which side of a bin is closed.
 
@@ -230,6 +233,53 @@ def _quantile_edges_sorted(sorted_scores: Array, n_bins: int) -> Array:
     return np.unique(np.concatenate([[0.0], np.clip(inner, 0, 1), [1.0]]))
 
 
+def weighted_quantile_edges(scores, sample_weight, n_bins: int) -> Array:
+    """Equal-mass edges of weighted scores: :func:`quantile_edges` of the repeated samples.
+
+    With the scores sorted and ``c`` their cumulative weights (total ``W``), the
+    weight is split like ``np.array_split`` splits ``W`` repeated samples into
+    ``P = min(n_bins, W)`` parts (``P = min(n_bins, #positive weights)`` when
+    ``W`` is not a whole number): split rank ``r_k = k (W // P) + min(k, W mod
+    P)``, and the edge is the midpoint between the score covering cumulative
+    weight ``r_k`` and the next one.  For integer weights these are exactly the
+    edges of the samples repeated by their weights; zero weights are ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import quantile_edges, weighted_quantile_edges
+    >>> s = np.array([0.1, 0.2, 0.6, 0.9])
+    >>> weighted_quantile_edges(s, [1, 3, 1, 1], 2).tolist()
+    [0.0, 0.2, 1.0]
+    >>> quantile_edges(np.repeat(s, [1, 3, 1, 1]), 2).tolist()
+    [0.0, 0.2, 1.0]
+    """
+    n_bins = check_n_bins(n_bins)
+    s = check_scores(scores)
+    w = check_sample_weight(sample_weight, int(s.shape[0]), like=s)
+    order = xp.argsort_(s)
+    return _weighted_quantile_edges_sorted(s[order], w[order], n_bins)
+
+
+def _weighted_quantile_edges_sorted(sorted_scores: Array, sorted_weights: Array,
+                                    n_bins: int) -> Array:
+    c = xp.to_numpy(xp.cumsum0(sorted_weights))[1:]
+    total = float(c[-1])
+    whole = total == np.floor(total)
+    positive = int(np.count_nonzero(xp.to_numpy(sorted_weights) > 0))
+    parts = max(1, min(n_bins, int(total) if whole else positive))
+    k = np.arange(1, parts, dtype=np.float64)
+    q = np.floor(total / parts)
+    ranks = k * q + np.minimum(k, total - q * parts)
+    last = len(c) - 1
+    below = np.minimum(np.searchsorted(c, ranks, side="left"), last)
+    above = np.minimum(np.searchsorted(c, ranks, side="right"), last)
+    s = xp.to_numpy(xp.as_float64(sorted_scores))
+    inner = (s[below] + s[above]) / 2
+    edges = np.unique(np.concatenate([[0.0], np.clip(inner, 0, 1), [1.0]]))
+    return xp.like(edges, sorted_scores) if xp.is_torch(sorted_scores) else edges
+
+
 def assign_bins(scores: Array, edges: Array, closed: Closed = "right") -> Array:
     """Bin index of every score for increasing ``edges`` (int64, in [0, len(edges) - 2]).
 
@@ -297,7 +347,7 @@ def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:
 
 
 def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
-              closed: Closed = "right", edges=None) -> BinTable:
+              closed: Closed = "right", edges=None, sample_weight=None) -> BinTable:
     """Bin ``scores`` and sum ``targets`` per bin: the engine behind every binned metric.
 
     Parameters
@@ -315,6 +365,12 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
         ``[a, b)``, last bin closed.
     edges : array of shape (B + 1,), optional
         Explicit increasing edges; overrides ``n_bins`` and ``strategy``.
+    sample_weight : array of shape (N,), optional
+        Non-negative frequency weights: the table equals that of the samples
+        repeated by their (integer) weights, including the equal-mass edges,
+        which split the cumulative weight like ``np.array_split`` splits the
+        repeated samples (see :func:`weighted_quantile_edges`).  Counts become
+        float64 weight sums.
 
     Returns
     -------
@@ -327,16 +383,21 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
     >>> t = bin_table(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 1, 1, 1]), n_bins=2)
     >>> t.count.tolist(), t.mean_score.tolist(), t.mean_target.tolist()
     ([2, 2], [0.25, 0.75], [0.5, 1.0])
+    >>> w = bin_table(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 1, 1, 1]), n_bins=2,
+    ...               sample_weight=[3, 1, 1, 1])
+    >>> w.count.tolist(), w.mean_target.tolist()
+    ([4.0, 2.0], [0.25, 1.0])
     """
     s = check_scores(scores)
     t = check_binary_targets(targets, s.shape[0], like=s)
+    w = check_sample_weight(sample_weight, int(s.shape[0]), like=s)
     check_option(closed, "closed", CLOSED)
     if edges is not None:
         e = _check_edges(edges, s)
-        return _bin_table_explicit(s, t, e, closed)
+        return _bin_table_explicit(s, t, e, closed, w)
     check_option(strategy, "strategy", STRATEGIES)
     n_bins = check_n_bins(n_bins)
-    return _bin_table(s, t, n_bins, strategy, closed)
+    return _bin_table(s, t, n_bins, strategy, closed, w)
 
 
 def _check_edges(edges, like_scores, strict: bool = True) -> Array:
@@ -363,24 +424,33 @@ def _check_edges(edges, like_scores, strict: bool = True) -> Array:
 
 
 def _bin_table(scores: Array, targets: Array, n_bins: int, strategy: str,
-               closed: str) -> BinTable:
-    """:func:`bin_table` on validated inputs (the metrics call this directly)."""
+               closed: str, weights: Array | None = None) -> BinTable:
+    """:func:`bin_table` on validated inputs (the metrics call this directly).
+
+    ``weights``: validated float64 sample weights (same backend as ``scores``) or None.
+    """
     if strategy == "quantile":
-        return _bin_table_quantile(scores, targets, n_bins, closed)
+        return _bin_table_quantile(scores, targets, n_bins, closed, weights)
     idx = _uniform_index(scores, n_bins, closed)
     edges = xp.like(uniform_edges(n_bins), scores)
-    return _table_from_index(idx, scores, targets, edges, "uniform", closed)
+    return _table_from_index(idx, scores, targets, edges, "uniform", closed, weights)
 
 
-def _bin_table_explicit(scores, targets, edges, closed) -> BinTable:
+def _bin_table_explicit(scores, targets, edges, closed, weights=None) -> BinTable:
     """Table on validated scores and edges (any increasing finite edges, e.g. a top edge
     above 1 that gives a score of exactly 1.0 its own bin, as peer conventions need)."""
     idx = _assign(scores, edges, closed)
-    return _table_from_index(idx, scores, targets, edges, "explicit", closed)
+    return _table_from_index(idx, scores, targets, edges, "explicit", closed, weights)
 
 
-def _table_from_index(idx, scores, targets, edges, strategy, closed) -> BinTable:
+def _table_from_index(idx, scores, targets, edges, strategy, closed,
+                      weights=None) -> BinTable:
     n_bins = int(edges.shape[0]) - 1
+    if weights is not None:  # weighted sums: counts become float64 weight sums
+        return BinTable(edges, xp.bin_sum(idx, n_bins, weights),
+                        xp.bin_sum(idx, n_bins, weights * scores),
+                        xp.bin_sum(idx, n_bins, weights * targets), strategy, closed,
+                        n_samples=float(weights.sum()))
     count = xp.bin_sum(idx, n_bins)
     sum_score = xp.bin_sum(idx, n_bins, scores)
     sum_target = xp.bin_sum(idx, n_bins, targets)
@@ -437,10 +507,17 @@ def resampled_tables(index, scores, targets, resamples, edges, closed: Closed = 
                     pairs[..., 1].astype(np.float64), strategy, closed, n_samples=size)
 
 
-def _bin_table_quantile(scores, targets, n_bins, closed) -> BinTable:
+def _bin_table_quantile(scores, targets, n_bins, closed, weights=None) -> BinTable:
     """Equal-mass table: one sort of the (score, target) pairs, then segment sums."""
-    s, t = sorted_pairs(scores, targets)
-    table = table_from_sorted(s, t, _quantile_edges_sorted(s, n_bins), closed, "quantile")
+    if weights is None:
+        s, t = sorted_pairs(scores, targets)
+        table = table_from_sorted(s, t, _quantile_edges_sorted(s, n_bins), closed,
+                                  "quantile")
+    else:  # an argsort carries the weights along (sorted_pairs packs score and target only)
+        order = xp.argsort_(scores)
+        s, t, w = scores[order], targets[order], weights[order]
+        table = table_from_sorted(s, t, _weighted_quantile_edges_sorted(s, w, n_bins),
+                                  closed, "quantile", sorted_weights=w)
     keep = _edges_of_nonempty_bins(table.count, closed)
     if bool(keep.all()):
         return table
@@ -544,8 +621,11 @@ def sorted_pairs(scores: Array, targets: Array) -> tuple[Array, Array]:
 
 
 def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
-                      closed: Closed = "right", strategy: str = "explicit") -> BinTable:
+                      closed: Closed = "right", strategy: str = "explicit",
+                      sorted_weights: Array | None = None) -> BinTable:
     """Bin table of already-sorted pairs: O(B log N) edge search, then O(N) segment sums.
+
+    ``sorted_weights`` (float64, in the same order) makes a weighted table.
 
     Examples
     --------
@@ -560,6 +640,12 @@ def table_from_sorted(sorted_scores: Array, sorted_targets: Array, edges: Array,
     n = int(sorted_scores.shape[0])
     pos = _edge_positions(sorted_scores, edges, closed == "right", n)
     count = pos[1:] - pos[:-1]
+    if sorted_weights is not None:
+        w = sorted_weights
+        return BinTable(edges, _segment_sums(w, pos, count),
+                        _segment_sums(w * sorted_scores, pos, count),
+                        _segment_sums(w * sorted_targets, pos, count), strategy, closed,
+                        n_samples=float(w.sum()))
     return BinTable(edges, count, _segment_sums(sorted_scores, pos, count),
                     _segment_sums(sorted_targets, pos, count), strategy, closed, n_samples=n)
 

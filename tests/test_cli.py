@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from calkit import brier_score, calibration_error, debiased_ece, nll, softmax, sweep_ece
 from calkit.cli import EXIT_DATA, EXIT_MISSING, EXIT_OK, EXIT_USAGE, main
 from calkit.datasets import load_example
+from conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from calkit import calibration_error, nll, softmax
 from calkit.cli import main
+from conftest import shared_path
 
 posthoc = pytest.importorskip("calkit.posthoc")
 

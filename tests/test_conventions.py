@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from calkit import ece, softmax
 from calkit.metrics.conventions import CONVENTIONS, _rule_edges, _torch_linspace, convention_error
+from conftest import shared_path
 
 # ----------------------------------------------------------------------------------------------
 # literal transcriptions of reference code that is not installable (plain loops over samples)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
+
+from conftest import shared_path
 
 pytest.importorskip("numpydoc", reason="docs requirements (docs/requirements.txt) not installed")
 

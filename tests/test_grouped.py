@@ -7,12 +7,12 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from calkit.binning import sorted_pairs
 from calkit.metrics.binned import ece
 from calkit.metrics.bootstrap import bootstrap
 from calkit.metrics.grouped import format_table, grouped_calibration, iter_groups
+from conftest import shared_path
 
 LLM_CSV = ("llm_confidence", "llm-confidence-correct.csv")
 SOURCES = ("stated_confidence", "chosen_token_confidence")

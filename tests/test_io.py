@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from calkit import softmax
 from calkit.datasets import example_path, load_example
 from calkit.io import LoadError, load_predictions
+from conftest import shared_path
 
 
 def _one_line_error(match: str, *args, **kwargs) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from references import brute_ece, caltrain_sweep, uc_debiased_l2, uc_equal_mass_bins
@@ -20,6 +19,7 @@ from calkit import (
     sweep_ece,
     uniform_edges,
 )
+from conftest import shared_path
 
 
 def _dirichlet_probs(n=3000, k=10, seed=0, sharpen=3.0, dtype=np.float64):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from scipy.special import logsumexp
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from calkit import softmax
 from calkit.metrics.ood import ood_metrics, ood_score
+from conftest import shared_path
 
 
 def _sklearn_reference(s_in, s_out, tpr=0.95):

@@ -6,8 +6,9 @@ import io
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from references import brute_bins, brute_ece
+
+from conftest import shared_path
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

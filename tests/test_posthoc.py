@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from calkit.posthoc import (
     BetaCalibration,
@@ -136,14 +134,14 @@ def test_binary_torch_and_two_column_logits(est):
 @pytest.mark.parametrize("est", MULTICLASS, ids=_ids)
 def test_bad_inputs_raise_clear_errors(est):
     z, y = _logits()
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="1-D"):
         clone(est).fit(z[:, 0], y)
     bad = z.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         clone(est).fit(bad, y)
-    with pytest.raises(ValueError, match="labels must lie in"):
-        clone(est).fit(z, y + 10)
+    with pytest.raises(ValueError, match="distinct labels .* X has 4 columns"):
+        clone(est).fit(z, np.arange(len(y)) % 5 + 10)
     with pytest.raises(ValueError, match="samples"):
         clone(est).fit(z, y[:-1])
     fitted = clone(est).fit(z, y)
@@ -156,8 +154,8 @@ def test_binary_bad_inputs(est):
     p, y = _binary()
     with pytest.raises(ValueError, match="only one class"):
         clone(est).fit(p, np.ones_like(y))
-    with pytest.raises(ValueError, match="0/1"):
-        clone(est).fit(p, y + 1)
+    with pytest.raises(ValueError, match="3 distinct labels"):
+        clone(est).fit(p, np.arange(len(y)) % 3 + 1)
     with pytest.raises(ValueError, match="3 classes"):
         clone(est).fit(np.zeros((5, 3)), np.arange(5) % 2)
     if isinstance(est, BetaCalibration):
@@ -191,81 +189,5 @@ def test_parameter_validation():
             est.fit(z, y)
 
 
-# --------------------------------------------------------------------- scikit-learn's checks
-# scikit-learn's generic checks build X with arbitrary features and y with arbitrary labels.
-# calkit calibrators read X as one logit per class, so labels must be integers 0..K-1 with K
-# the number of columns; checks that break this contract, or that demand scikit-learn's own
-# error wording, cannot pass and are listed with the reason.
-_LABELS_ARE_COLUMNS = "labels must be 0..K-1 for K logit columns; the check's data breaks that"
-_WORDING = "calkit raises its own ValueError wording (checked in test_bad_inputs_...)"
-EXPECTED_FAILURES = {
-    "check_estimators_overwrite_params": _LABELS_ARE_COLUMNS,
-    "check_estimators_fit_returns_self": _LABELS_ARE_COLUMNS,
-    "check_readonly_memmap_input": _LABELS_ARE_COLUMNS,
-    "check_classifiers_classes": _LABELS_ARE_COLUMNS + " (string labels)",
-    "check_classifiers_train": _LABELS_ARE_COLUMNS,
-    "check_classifiers_regression_target": _LABELS_ARE_COLUMNS + " (continuous y)",
-    "check_supervised_y_2d": "a 2-D y is read as one-hot labels",
-    "check_complex_data": _WORDING,
-    "check_dtype_object": _WORDING,
-    "check_estimators_empty_data_messages": _WORDING,
-    "check_fit2d_1feature": _WORDING + " (one column is not a set of logits)",
-    "check_fit2d_predict1d": _WORDING,
-    "check_requires_y_none": _WORDING,
-    "check_estimator_sparse_tag": "dense logits only",
-    "check_estimator_sparse_array": "dense logits only",
-    "check_estimator_sparse_matrix": "dense logits only",
-    "check_classifier_data_not_an_array": _LABELS_ARE_COLUMNS,
-}
-
-
-
-# PlattScaling / BetaCalibration read X as 1-D scores or (N, 2) logits of a binary task: most
-# checks feed 3+ columns or 3 classes.  The 24 (Platt) / 25 (beta) checks not listed pass.
-_BINARY_SHAPES = "binary calibrators read X as 1-D scores or (N, 2) logits, y as 0/1"
-BINARY_EXPECTED_FAILURES = dict.fromkeys([
-    "check_classifier_data_not_an_array", "check_classifiers_classes",
-    "check_classifiers_regression_target", "check_classifiers_train", "check_dict_unchanged",
-    "check_dont_overwrite_parameters", "check_estimators_dtypes", "check_estimators_nan_inf",
-    "check_estimators_pickle", "check_f_contiguous_array_estimator", "check_fit2d_1feature",
-    "check_fit2d_1sample", "check_fit2d_predict1d", "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-    "check_n_features_in", "check_n_features_in_after_fitting", "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit", "check_supervised_y_2d",
-    "check_transformer_data_not_an_array", "check_transformer_general"], _BINARY_SHAPES)
-BINARY_EXPECTED_FAILURES.update({
-    "check_classifier_not_supporting_multiclass": "a 3-class y raises calkit's 0/1 message",
-    "check_complex_data": _WORDING, "check_dtype_object": _WORDING,
-    "check_estimators_empty_data_messages": _WORDING, "check_requires_y_none": _WORDING,
-    "check_estimator_sparse_tag": "dense scores only",
-    "check_estimator_sparse_array": "dense scores only",
-    "check_estimator_sparse_matrix": "dense scores only"})
-
-
-def _expected_failures(est) -> dict[str, str]:
-    if isinstance(est, PlattScaling | BetaCalibration):
-        out = dict(BINARY_EXPECTED_FAILURES)
-        if isinstance(est, PlattScaling):
-            out["check_fit1d"] = "1-D X is Platt scaling's input (real-valued scores)"
-        return out
-    out = dict(EXPECTED_FAILURES)
-    if not isinstance(est, VectorScaling):
-        out["check_classifiers_one_label"] = ("a calibrator keeps (or rescales) the model's "
-                                              "own prediction; it does not learn to predict "
-                                              "the one class it saw")
-    if isinstance(est, HistogramBinning):
-        out["check_estimators_nan_inf"] = "fits on 10 samples, fewer than the 15 default bins"
-    if isinstance(est, HistogramBinning | SplineCalibration):
-        out["check_fit2d_1sample"] = _WORDING + " (needs >= 2 samples / n_bins samples)"
-    return out
-
-
-@pytest.mark.slow
-@parametrize_with_checks([TemperatureScaling(), EnsembleTemperatureScaling(), VectorScaling(),
-                          SplineCalibration(), HistogramBinning(), IsotonicCalibration(),
-                          PlattScaling(), BetaCalibration()],
-                         expected_failed_checks=_expected_failures, xfail_strict=True)
-def test_sklearn_check_estimator(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning on the checks' random data
-        check(estimator)
+# scikit-learn's estimator checks (every calibrator, each expected failure with its reason)
+# are in tests/test_posthoc_sklearn_checks.py.

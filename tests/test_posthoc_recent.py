@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from scipy.optimize import minimize
 from scipy.special import log_softmax as sp_log_softmax
 from scipy.special import ndtr
@@ -28,6 +27,7 @@ from calkit.posthoc.consistency import (
 )
 from calkit.posthoc.dirichlet import DirichletCalibration, _odir_objective
 from calkit.posthoc.feature_clipping import FeatureClipping, affine_head, default_thresholds
+from conftest import shared_path
 
 
 def overconfident(n=600, k=3, scale=4.0, noise=0.7, seed=0):

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_path
 
 import calkit
 from calkit import (
@@ -25,6 +24,7 @@ from calkit.metrics import aurc, bootstrap, risk_coverage
 from calkit.metrics.grouped import grouped_calibration
 from calkit.report import METRIC_LABELS, format_table, summarize
 from calkit.stream import CalibrationAccumulator
+from conftest import shared_path
 
 
 def _brute_ece(scores, targets, edges):

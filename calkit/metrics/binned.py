@@ -17,7 +17,12 @@ import numpy as np
 from calkit import _array as xp
 from calkit._array import Array
 from calkit._export import Exportable, json_ready
-from calkit._validation import check_classification, check_n_bins, check_option
+from calkit._validation import (
+    check_classification,
+    check_n_bins,
+    check_option,
+    check_sample_weight,
+)
 from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table
 from calkit.metrics._views import resolve_view, score_target_pairs
 
@@ -171,7 +176,7 @@ def debiased_error_from_table(table: BinTable) -> Array:
 def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
                       norm: Norm = "l1", view: str | None = None, closed: str = "right",
                       debias: bool = False, sum_tol: float | None = None,
-                      classes=None) -> CalibrationResult:
+                      classes=None, sample_weight=None) -> CalibrationResult:
     """Binned calibration error with its bin table(s) and settings.
 
     Parameters
@@ -211,6 +216,10 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         are mapped through it.  Without it, string labels are mapped to their
         sorted distinct values when there are exactly ``K`` of them.  Recorded
         in ``settings["classes"]``.
+    sample_weight : array of shape (N,), optional
+        Non-negative frequency weights: the result equals that of the samples
+        repeated by their (integer) weights; the tables hold weight sums
+        (:func:`calkit.binning.bin_table`).
 
     Returns
     -------
@@ -242,7 +251,8 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
     data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
     view = resolve_view(view, data)
     n_bins = check_n_bins(n_bins, data.n_samples)
-    tables = tuple(_bin_table(s, t, n_bins, strategy, closed)
+    weights = check_sample_weight(sample_weight, data.n_samples, like=data.y_prob)
+    tables = tuple(_bin_table(s, t, n_bins, strategy, closed, weights)
                    for s, t in score_target_pairs(data, view))
     if debias:
         errors = [debiased_error_from_table(t) for t in tables]
@@ -272,7 +282,7 @@ def _combine(errors: list, norm: str) -> Array:
 
 def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: Norm = "l1",
         view: str | None = None, closed: str = "right", sum_tol: float | None = None,
-        classes=None):
+        classes=None, sample_weight=None):
     """Expected calibration error (a number); see :func:`calibration_error`.
 
     ``y_true``, ``y_prob``, ``view`` and ``classes`` as there: an ``(N, K)``
@@ -290,14 +300,19 @@ def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: No
     >>> correct, conf = [1, 0, 1, 1], np.array([0.9, 0.6, 0.4, 0.8])
     >>> round(ece(correct, conf, n_bins=2, view="confidence"), 6)  # (0.6 + 3 * 0.1) / 4
     0.225
+    >>> p = np.array([0.9, 0.2, 0.6])
+    >>> weighted = ece([1, 0, 1], p, n_bins=2, view="positive", sample_weight=[1, 1, 2])
+    >>> bool(np.isclose(weighted, ece([1, 0, 1, 1], p[[0, 1, 2, 2]], n_bins=2, view="positive")))
+    True
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm=norm,
-                             view=view, closed=closed, sum_tol=sum_tol, classes=classes).value
+                             view=view, closed=closed, sum_tol=sum_tol, classes=classes,
+                             sample_weight=sample_weight).value
 
 
 def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile",
                  view: str | None = None, closed: str = "right",
-                 sum_tol: float | None = None, classes=None):
+                 sum_tol: float | None = None, classes=None, sample_weight=None):
     """Debiased L2 calibration error (Kumar, Liang and Ma 2019), on equal-mass bins.
 
     An L2 quantity (a debiased RMS calibration error), not the L1 ECE of
@@ -305,7 +320,7 @@ def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile"
     name means this definition everywhere in calkit (report and grouped
     tables, the accumulator's exact mode); the same estimator on fixed
     equal-width bins is called ``debiased_ece_uniform``.
-    ``y_true``, ``y_prob``, ``view`` and ``classes`` as in
+    ``y_true``, ``y_prob``, ``view``, ``classes`` and ``sample_weight`` as in
     :func:`calibration_error` (a 1-D ``y_prob`` needs ``view="confidence"``
     or ``view="positive"``).
 
@@ -330,4 +345,4 @@ def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile"
     """
     return calibration_error(y_true, y_prob, n_bins=n_bins, strategy=strategy, norm="l2",
                              view=view, closed=closed, debias=True, sum_tol=sum_tol,
-                             classes=classes).value
+                             classes=classes, sample_weight=sample_weight).value

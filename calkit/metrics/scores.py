@@ -24,7 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 from calkit import _array as xp
-from calkit._validation import Classification, check_classification, check_fraction
+from calkit._validation import (
+    Classification,
+    check_classification,
+    check_fraction,
+    check_sample_weight,
+)
 from calkit.metrics._views import resolve_view
 
 _BLOCK_BYTES = 1 << 20
@@ -82,6 +87,14 @@ def _brier_per_sample(data: Classification, p_true=None, scale_by_half="auto"):
     return total / 2 if half else total
 
 
+def _mean(values, data: Classification, sample_weight):
+    """Mean of per-sample ``values``, weighted by validated ``sample_weight`` if given."""
+    w = check_sample_weight(sample_weight, data.n_samples, like=values)
+    if w is None:
+        return values.mean()
+    return (w * values).sum() / w.sum()
+
+
 def _check_scale(scale_by_half, n_classes: int) -> bool:
     if isinstance(scale_by_half, str):
         if scale_by_half != "auto":
@@ -94,7 +107,7 @@ def _check_scale(scale_by_half, n_classes: int) -> bool:
 
 
 def brier_score(y_true, y_prob, *, scale_by_half="auto", sum_tol: float | None = None,
-                classes=None):
+                classes=None, sample_weight=None):
     """Brier score: one definition for a binary task, whatever its layout.
 
     Parameters
@@ -116,6 +129,8 @@ def brier_score(y_true, y_prob, *, scale_by_half="auto", sum_tol: float | None =
         Tolerance on rows of ``y_prob`` summing to one.
     classes : sequence, optional
         The label of each column of ``y_prob`` (see :func:`calkit.calibration_error`).
+    sample_weight : array of shape (N,), optional
+        Non-negative frequency weights: the weighted mean over samples.
 
     Examples
     --------
@@ -131,11 +146,12 @@ def brier_score(y_true, y_prob, *, scale_by_half="auto", sum_tol: float | None =
     0.15
     """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
-    return xp.scalar(_brier_per_sample(data, scale_by_half=scale_by_half).mean())
+    return xp.scalar(_mean(_brier_per_sample(data, scale_by_half=scale_by_half), data,
+                           sample_weight))
 
 
 def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = None,
-        classes=None):
+        classes=None, sample_weight=None):
     """Mean negative log-likelihood of the true class (log loss).
 
     The true-class probability is clipped below at ``eps`` (default: the machine
@@ -143,7 +159,8 @@ def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = Non
     (0, 1)) so that a zero probability gives a large finite loss rather than
     ``inf``.  A 1-D ``y_prob`` is ``P(y = 1)`` against the 0/1 class, which is
     also the log loss of (correct, confidence) pairs; ``classes`` as in
-    :func:`calkit.calibration_error`.
+    :func:`calkit.calibration_error`.  ``sample_weight`` (optional, shape ``(N,)``)
+    makes it the weighted mean.
 
     Examples
     --------
@@ -151,6 +168,8 @@ def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = Non
     >>> from calkit import nll
     >>> round(nll([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]])), 6)
     0.458145
+    >>> round(nll([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]]), sample_weight=[0, 1]), 6)
+    0.223144
     """
     if eps is not None:
         eps = check_fraction(eps, "eps")
@@ -159,17 +178,18 @@ def nll(y_true, y_prob, *, eps: float | None = None, sum_tol: float | None = Non
         eps = _machine_eps(data.y_prob)
     p_true = _true_class_prob(data)
     p_true = p_true.clamp(min=eps) if xp.is_torch(p_true) else np.maximum(p_true, eps)
-    return xp.scalar(-(p_true.log() if xp.is_torch(p_true) else np.log(p_true)).mean())
+    log_p = p_true.log() if xp.is_torch(p_true) else np.log(p_true)
+    return xp.scalar(-_mean(log_p, data, sample_weight))
 
 
 def accuracy(y_true, y_prob, *, view: str | None = None, sum_tol: float | None = None,
-             classes=None):
+             classes=None, sample_weight=None):
     """Share of samples whose predicted (argmax) class is the true class.
 
     Parameters
     ----------
-    y_true, y_prob, classes
-        As in :func:`calkit.calibration_error`.
+    y_true, y_prob, classes, sample_weight
+        As in :func:`calkit.calibration_error` (weights give the weighted share).
     view : {"top_label", "positive", "classwise", "confidence"}, optional
         ``"confidence"``: ``y_prob`` holds the confidence of each answer and
         ``y_true`` whether it was right, so the accuracy is the share of 1s in
@@ -191,7 +211,8 @@ def accuracy(y_true, y_prob, *, view: str | None = None, sum_tol: float | None =
     data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
     view = resolve_view(view, data)
     correct = data.y_true == 1 if view == "confidence" else data.correct
-    return xp.scalar(correct.double().mean() if xp.is_torch(correct) else correct.mean())
+    correct = correct.double() if xp.is_torch(correct) else correct.astype(np.float64)
+    return xp.scalar(_mean(correct, data, sample_weight))
 
 
 def _machine_eps(p) -> float:

@@ -7,6 +7,9 @@ Multiclass calibrators take validation **logits** ``(N, K)`` and integer labels 
 calibrator is ``clone``-able, raises ``NotFittedError`` before ``fit``, accepts
 torch tensors (returned as tensors on the same device), and saves to / loads
 from a small JSON file (:meth:`BaseCalibrator.save`, :func:`load_calibrator`).
+Every calibrator also has ``classes_`` (any labels), ``score`` (negative log-loss),
+``sample_weight`` in ``fit``, pandas input, and takes 1-D binary scores where the
+method allows (:mod:`calkit.posthoc._sklearn_api`).
 
 ==============================  ============================================
 class                           method
@@ -23,7 +26,7 @@ class                           method
 ``DirichletCalibration``        Dirichlet calibration, ODIR (Kull et al. 2019)
 ``ConsistencyCalibration``      agreement under logit noise (arXiv 2410.12295)
 ``FeatureClipping``             clip features, re-apply the head (2410.19796)
-``CalibratedModel``             prefit classifier + calibrator
+``CalibratedModel``             classifier + calibrator (prefit or cross-fitted)
 ==============================  ============================================
 """
 

@@ -22,6 +22,7 @@ from sklearn.exceptions import NotFittedError
 
 from calkit._array import is_torch, to_numpy
 from calkit._validation import check_binary_targets, check_labels, check_logits, check_scores
+from calkit.posthoc import _sklearn_api as api
 from calkit.posthoc._persistence import (
     ValueSpec,
     load_calibrator,  # noqa: F401 - re-exported here
@@ -39,6 +40,15 @@ class BaseCalibrator(BaseEstimator):
     cross-attribute checks in ``_check_fitted_values``, and implement ``fit``
     and ``_predict_proba`` (numpy, float64); they may add
     ``_predict_proba_torch`` to keep tensors on their device.
+
+    Every subclass's ``fit`` is wrapped with the scikit-learn layer of
+    :mod:`calkit.posthoc._sklearn_api`: pandas input, labels mapped through
+    ``classes_`` (any labels: strings, objects, or integer column indices),
+    validated ``sample_weight``, 1-D binary scores, ``n_features_in_`` and
+    ``feature_names_in_``; ``fit`` returns ``self``.  The subclass's own fit sees
+    arrays and integer labels ``0 .. K-1``.  :meth:`predict` returns labels
+    from ``classes_`` and :meth:`score` is the negative mean log-loss
+    (scikit-learn's ``neg_log_loss`` convention).
 
     Examples
     --------
@@ -63,6 +73,20 @@ class BaseCalibrator(BaseEstimator):
         if "_fitted_spec" in cls.__dict__:
             cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
 
+        if "fit" in cls.__dict__:
+            cls.fit = api.sklearn_fit(cls.__dict__["fit"])
+
+    #: True for calibrators that read a 1-D X themselves (a score per sample); the
+    #: others get 1-D probabilities as the binary logits (log(1 - p), log p)
+    _native_1d: ClassVar[bool] = False
+    #: fewest columns of a 2-D X (one logit per class)
+    _min_columns: ClassVar[int] = 2
+
+    def _n_label_columns(self, X, fit_params: dict) -> int:
+        """How many classes the labels may take: one per column of ``X`` (2 for 1-D)."""
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        return 2 if len(shape) == 1 else int(shape[1])
+
     def _check_fitted_values(self) -> None:
         """Checks across fitted attributes after loading (override; raise ValueError)."""
 
@@ -75,15 +99,26 @@ class BaseCalibrator(BaseEstimator):
 
         tags = super().__sklearn_tags__()
         tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags(multi_class=self._multiclass)
+        # poor_score: a calibrator keeps (or recalibrates) the model's own prediction; it
+        # does not learn to classify arbitrary features (scikit-learn's accuracy checks)
+        tags.classifier_tags = ClassifierTags(multi_class=self._multiclass, poor_score=True)
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         tags.target_tags.required = True
         return tags
 
     # ------------------------------------------------------------------ prediction
     def predict_proba(self, X):
-        """Calibrated probabilities for ``X`` (same input form as ``fit``)."""
+        """Calibrated probabilities for ``X`` (same input form as ``fit``).
+
+        ``(N, K)`` rows that sum to one; for a calibrator fitted on 1-D scores, the
+        1-D calibrated probability of the positive class ``classes_[1]``.
+        """
         self._check_fitted()
+        X, positive_column = api.predict_input(self, X)
+        out = self._predict_proba_any(X)
+        return out[:, 1] if positive_column else out
+
+    def _predict_proba_any(self, X):
         if is_torch(X) and hasattr(self, "_predict_proba_torch"):
             return self._predict_proba_torch(X)
         out = self._predict_proba(np.asarray(to_numpy(X)))
@@ -100,14 +135,32 @@ class BaseCalibrator(BaseEstimator):
         argmax of the logits themselves, so float ties in the probabilities never
         change a prediction.
         """
+        self._check_fitted()
         if self._keeps_argmax:
-            self._check_fitted()
-            z = check_predict_logits(X, self.n_classes_, type(self).__name__)
-            return z.argmax(1) if is_torch(z) else np.argmax(z, axis=1)
+            z, positive_column = api.predict_input(self, X)
+            z = check_predict_logits(z, self.n_classes_, type(self).__name__)
+            return api.decode_labels(self, z.argmax(1) if is_torch(z) else np.argmax(z, axis=1))
         p = self.predict_proba(X)
         if p.ndim == 1:
-            return (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
-        return p.argmax(1) if is_torch(p) else np.argmax(p, axis=1)
+            index = (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)
+        else:
+            index = p.argmax(1) if is_torch(p) else np.argmax(p, axis=1)
+        return api.decode_labels(self, index)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Negative mean log-loss of :meth:`predict_proba` on ``(X, y)`` (higher is better).
+
+        scikit-learn's ``neg_log_loss`` convention (probabilities clipped at the
+        machine epsilon, as :func:`calkit.nll`); ``y`` holds labels from ``classes_``.
+        """
+        from calkit.metrics.scores import nll
+
+        p = self.predict_proba(X)
+        classes = getattr(self, "classes_", None)
+        labels = api.labels_to_index(np.arange(p.shape[1] if p.ndim == 2 else 2)
+                                     if classes is None else classes, y)
+        p = np.asarray(to_numpy(p), dtype=np.float64)
+        return -float(nll(labels, p, sample_weight=sample_weight))
 
     def transform(self, X):
         """Same as :meth:`predict_proba` (for use inside a scikit-learn ``Pipeline``)."""
@@ -125,11 +178,6 @@ class BaseCalibrator(BaseEstimator):
         if missing or not self._fitted_attributes:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
                                  "call 'fit' with validation data first")
-
-    @property
-    def n_features_in_(self) -> int:
-        """Number of input columns (logits per sample) seen in ``fit``."""
-        return self.n_classes_
 
     def __sklearn_is_fitted__(self) -> bool:
         return all(hasattr(self, a) for a in self._fitted_attributes)
@@ -168,6 +216,12 @@ def check_fit_binary(X, y):
     s = check_scores(X, "X")
     t = check_binary_targets(y, int(s.shape[0]), "y")
     return np.asarray(to_numpy(s), dtype=np.float64), np.asarray(to_numpy(t), dtype=np.float64)
+
+
+def check_fit_binary_targets(y, n: int) -> np.ndarray:
+    """0/1 float64 targets of length ``n`` from labels (already encoded to 0/1 by ``fit``)."""
+    t = check_binary_targets(y, n, "y")
+    return np.asarray(to_numpy(t), dtype=np.float64)
 
 
 def check_predict_logits(X, n_classes: int, name: str = "calibrator"):

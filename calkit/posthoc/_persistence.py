@@ -5,7 +5,8 @@ A calibrator file holds numbers and strings only::
     {"format": "calkit-calibrator", "version": 1, "class": "TemperatureScaling",
      "params": {...constructor arguments...},
      "fitted": {"temperature_": {"dtype": "<f8", "shape": [], "data": [1.5], "scalar": true},
-                ...}}
+                ...},
+     "sklearn": {"classes": [...], "n_features_in": K}}
 
 Nothing in it is executed, and nothing is trusted:
 
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from calkit._array import to_numpy
+from calkit.posthoc._sklearn_api import restore_state, saved_state
 
 FORMAT = "calkit-calibrator"
 VERSION = 1
@@ -251,7 +253,7 @@ def to_document(est) -> dict:
         fitted[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape),
                         "data": arr.ravel().tolist(), "scalar": np.ndim(value) == 0}
     doc = {"format": FORMAT, "version": VERSION, "class": cls.__name__, "params": params,
-           "fitted": fitted}
+           "fitted": fitted, "sklearn": saved_state(est)}
     from_document(json.loads(json.dumps(doc)), f"the {cls.__name__} to save")
     return doc
 
@@ -267,7 +269,7 @@ def from_document(doc, where: str):
     if version != VERSION or isinstance(version, bool):
         raise ValueError(f"{where} has format version {version!r}; this calkit reads version "
                          f"{VERSION}")
-    unknown = sorted(set(doc) - {"format", "version", "class", "params", "fitted"})
+    unknown = sorted(set(doc) - {"format", "version", "class", "params", "fitted", "sklearn"})
     if unknown:
         raise ValueError(f"{where}: unexpected entries {unknown}")
     try:
@@ -294,6 +296,7 @@ def from_document(doc, where: str):
         for name, value in values.items():
             setattr(est, name, value)
         est._check_fitted_values()
+        restore_state(est, doc.get("sklearn"), "the file")   # classes_, n_features_in_
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return est

@@ -18,6 +18,14 @@ they are applied to ``p = softmax(z)`` in one of two ways (``multiclass=``):
     zeros becomes uniform).  A class absent from the calibration set gets a map
     that is 0 everywhere.
 
+A 1-D ``X`` is one binary score per sample (the probability of the positive
+class, or a confidence with 0/1 correctness as ``y``): one map is fitted on it
+against ``y == classes_[1]``, and ``predict_proba`` of 1-D scores returns the
+1-D calibrated probabilities (``multiclass`` plays no part).
+
+``sample_weight`` in ``fit`` weights each sample in the map's fit (integer
+weights give the map of the samples repeated by their weights).
+
 The fitted maps are stored as flat node arrays (``nodes_x_``, ``nodes_y_``,
 with ``offsets_`` marking where each map starts), so ``save`` writes them as
 plain numbers.
@@ -29,9 +37,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from calkit._validation import check_option
+from calkit._array import to_numpy
+from calkit._validation import check_option, check_scores
 from calkit.logits import softmax
-from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._base import (
+    BaseCalibrator,
+    check_fit_binary_targets,
+    check_fit_logits,
+    check_predict_logits,
+)
 from calkit.posthoc._persistence import ValueSpec
 
 MULTICLASS = ("top_label", "one_vs_rest")
@@ -75,6 +89,9 @@ class _ScoreMapCalibrator(BaseCalibrator):
         "multiclass": ValueSpec("str", choices=MULTICLASS)}
     #: nodes_x_ has this many more entries than nodes_y_ per map (bin edges vs values: 1)
     _extra_x_nodes: ClassVar[int] = 0
+    _native_1d = True
+    #: "probability": 1-D scores must lie in [0, 1]; "real": any finite score
+    _score_range: ClassVar[str] = "probability"
 
     def _check_params(self) -> None:
         """Validate subclass-specific constructor parameters (override)."""
@@ -100,28 +117,39 @@ class _ScoreMapCalibrator(BaseCalibrator):
         if unsorted.any():
             raise ValueError("nodes_x_ must be sorted within every map")
 
-    def _fit_map(self, scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _fit_map(self, scores: np.ndarray, targets: np.ndarray,
+                 sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         raise NotImplementedError  # pragma: no cover
 
     def _apply_map(self, x: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover
 
-    def fit(self, X, y):
-        """Fit the map(s) on validation logits ``X`` (N, K) and integer labels ``y`` (N,)."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit the map(s) on validation logits ``X`` (N, K) and labels ``y`` (N,).
+
+        ``X`` may instead be 1-D binary scores (module docstring); ``sample_weight``
+        (N,) weights the samples.
+        """
         check_option(self.multiclass, "multiclass", MULTICLASS)
         self._check_params()
-        z, labels = check_fit_logits(X, y)
-        p = softmax(z)
-        if self.multiclass == "top_label":
-            pairs = [(p.max(axis=1), (np.argmax(p, axis=1) == labels).astype(np.float64))]
+        if getattr(X, "ndim", np.ndim(X)) == 1:
+            scores = _check_1d_scores(X, self._score_range)
+            targets = check_fit_binary_targets(y, len(scores))
+            pairs, n_classes = [(scores, targets)], 2
         else:
-            pairs = [(p[:, k], (labels == k).astype(np.float64)) for k in range(p.shape[1])]
-        maps = [self._fit_map(s, t) for s, t in pairs]
+            z, labels = check_fit_logits(X, y)
+            p = softmax(z)
+            n_classes = int(z.shape[1])
+            if self.multiclass == "top_label":
+                pairs = [(p.max(axis=1), (np.argmax(p, axis=1) == labels).astype(np.float64))]
+            else:
+                pairs = [(p[:, k], (labels == k).astype(np.float64)) for k in range(n_classes)]
+        maps = [self._fit_map(s, t, sample_weight) for s, t in pairs]
         lengths = np.array([[0, 0]] + [[len(x), len(v)] for x, v in maps], dtype=np.int64)
         self.nodes_x_ = np.concatenate([x for x, _ in maps]).astype(np.float64)
         self.nodes_y_ = np.concatenate([v for _, v in maps]).astype(np.float64)
         self.offsets_ = np.cumsum(lengths, axis=0)
-        self.n_classes_ = int(z.shape[1])
+        self.n_classes_ = n_classes
         return self
 
     def calibrate_scores(self, scores, index: int = 0) -> np.ndarray:
@@ -148,6 +176,8 @@ class _ScoreMapCalibrator(BaseCalibrator):
         return np.clip(self._apply_map(x, v, np.asarray(scores, dtype=np.float64)), 0.0, 1.0)
 
     def _predict_proba(self, X):
+        if X.ndim == 1:
+            return self.calibrate_scores(_check_1d_scores(X, self._score_range))
         z = check_predict_logits(X, self.n_classes_, type(self).__name__)
         z = np.asarray(z, dtype=np.float64)
         p = softmax(z)
@@ -156,3 +186,18 @@ class _ScoreMapCalibrator(BaseCalibrator):
         q = np.stack([self.calibrate_scores(p[:, k], k) for k in range(p.shape[1])], axis=1)
         total = q.sum(axis=1, keepdims=True)
         return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+
+
+def _check_1d_scores(X, score_range: str) -> np.ndarray:
+    """1-D scores as float64: in [0, 1] (``"probability"``) or any finite value (``"real"``)."""
+    if score_range == "probability":
+        return np.asarray(to_numpy(check_scores(X, "X")), dtype=np.float64)
+    s = np.asarray(to_numpy(X))
+    if s.shape[0] == 0:
+        raise ValueError("X is empty")
+    if s.dtype.kind not in "iubf":
+        raise ValueError(f"X must hold real-valued scores, got dtype {s.dtype}")
+    s = s.astype(np.float64)
+    if not np.isfinite(s).all():
+        raise ValueError("X contains NaN or infinite values")
+    return s

@@ -29,7 +29,7 @@ from scipy.special import expit, log_expit
 
 from calkit._array import to_numpy
 from calkit._validation import check_binary_targets, check_logits, check_scores
-from calkit.posthoc._base import BaseCalibrator
+from calkit.posthoc._base import BaseCalibrator, _float_if_integer
 from calkit.posthoc._persistence import ValueSpec
 
 
@@ -37,7 +37,7 @@ def _binary_score(X, kind: str, n_classes: int | None = None) -> tuple[np.ndarra
     """``(score (N,) float64, input_ndim)`` from 1-D scores or (N, 2) logits."""
     ndim = getattr(X, "ndim", np.ndim(X))
     if ndim == 2:
-        z = np.asarray(to_numpy(check_logits(X, "X")), dtype=np.float64)
+        z = np.asarray(to_numpy(check_logits(_float_if_integer(X), "X")), dtype=np.float64)
         if z.shape[1] != 2:
             raise ValueError(f"binary calibrators take 1-D scores or (N, 2) logits, got "
                              f"{z.shape[1]} classes")
@@ -54,14 +54,17 @@ def _binary_score(X, kind: str, n_classes: int | None = None) -> tuple[np.ndarra
 
 
 def _fit_logistic(features: np.ndarray, targets: np.ndarray,
-                  bounds: list[tuple[float | None, float | None]]) -> np.ndarray:
-    """Coefficients (features..., intercept) minimising the mean log loss, within bounds."""
+                  bounds: list[tuple[float | None, float | None]],
+                  sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Coefficients (features..., intercept) minimising the (weighted) mean log loss."""
     f = np.column_stack([features, np.ones(len(targets))])
+    w = (np.full(len(targets), 1.0 / len(targets)) if sample_weight is None
+         else sample_weight / np.sum(sample_weight))
 
     def loss(theta):
         a = f @ theta
-        value = -np.mean(targets * log_expit(a) + (1 - targets) * log_expit(-a))
-        return value, f.T @ (expit(a) - targets) / len(targets)
+        value = -(targets * log_expit(a) + (1 - targets) * log_expit(-a)) @ w
+        return value, f.T @ ((expit(a) - targets) * w)
 
     x0 = np.zeros(f.shape[1])
     x0[0] = 1.0
@@ -70,9 +73,14 @@ def _fit_logistic(features: np.ndarray, targets: np.ndarray,
     return res.x
 
 
-def _check_fit(X, y, kind):
+def _check_fit(X, y, kind, sample_weight=None):
     s, ndim = _binary_score(X, kind)
     t = np.asarray(to_numpy(check_binary_targets(y, len(s), "y")), dtype=np.float64)
+    if sample_weight is not None:
+        t_seen = t[sample_weight > 0]
+        if t_seen.min() == t_seen.max():
+            raise ValueError("the calibration labels y with a positive sample_weight contain "
+                             "only one class; a binary calibrator needs both 0 and 1")
     if t.min() == t.max():
         raise ValueError("the calibration labels y contain only one class; a binary "
                          "calibrator needs both 0 and 1")
@@ -82,6 +90,10 @@ def _check_fit(X, y, kind):
 class _BinaryCalibrator(BaseCalibrator):
     _kind: ClassVar[str] = "real"
     _multiclass = False
+    _native_1d = True
+
+    def _n_label_columns(self, X, fit_params: dict) -> int:
+        return 2  # 1-D scores or (N, 2) logits: always two classes
 
     def _p1(self, s: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -125,14 +137,19 @@ class PlattScaling(_BinaryCalibrator):
     def __init__(self, smooth_targets: bool = True):
         self.smooth_targets = smooth_targets
 
-    def fit(self, X, y) -> PlattScaling:
-        """Fit on scores ``X`` (N,) or (N, 2) logits and 0/1 labels ``y``."""
-        s, t, _ = _check_fit(X, y, "real")
+    def fit(self, X, y, sample_weight=None) -> PlattScaling:
+        """Fit on scores ``X`` (N,) or (N, 2) logits and binary labels ``y``.
+
+        ``sample_weight`` (N,) weights the log loss and Platt's class counts (as
+        scikit-learn).
+        """
+        s, t, _ = _check_fit(X, y, "real", sample_weight)
         if self.smooth_targets:
-            n_pos = t.sum()
-            n_neg = len(t) - n_pos
+            w = np.ones(len(t)) if sample_weight is None else sample_weight
+            n_pos = float(w @ t)
+            n_neg = float(w.sum()) - n_pos
             t = np.where(t == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-        a, b = _fit_logistic(s[:, None], t, [(None, None), (None, None)])
+        a, b = _fit_logistic(s[:, None], t, [(None, None), (None, None)], sample_weight)
         self.coef_, self.intercept_ = float(a), float(b)
         return self
 
@@ -181,10 +198,14 @@ class BetaCalibration(_BinaryCalibrator):
         p = np.clip(p, eps, 1 - eps)
         return np.column_stack([np.log(p), -np.log1p(-p)])
 
-    def fit(self, X, y) -> BetaCalibration:
-        """Fit on probabilities ``X`` (N,) or (N, 2) logits and 0/1 labels ``y``."""
-        p, t, _ = _check_fit(X, y, "probability")
-        theta = _fit_logistic(self._features(p), t, [(0, None), (0, None), (None, None)])
+    def fit(self, X, y, sample_weight=None) -> BetaCalibration:
+        """Fit on probabilities ``X`` (N,) or (N, 2) logits and binary labels ``y``.
+
+        ``sample_weight`` (N,) weights the log loss.
+        """
+        p, t, _ = _check_fit(X, y, "probability", sample_weight)
+        theta = _fit_logistic(self._features(p), t, [(0, None), (0, None), (None, None)],
+                              sample_weight)
         self.coef_, self.intercept_ = theta[:2], float(theta[2])
         return self
 

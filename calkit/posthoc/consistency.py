@@ -217,17 +217,20 @@ class ConsistencyCalibration(BaseCalibrator):
                                        self.aggregation, self.random_state,
                                        float(self.smoothing))
 
-    def _score(self, labels, p) -> float:
-        return float(ece(labels, p)) if self.criterion == "ece" else float(nll(labels, p))
+    def _score(self, labels, p, sample_weight=None) -> float:
+        if self.criterion == "ece":
+            return float(ece(labels, p, sample_weight=sample_weight))
+        return float(nll(labels, p, sample_weight=sample_weight))
 
-    def _search(self, z, labels, noise: str) -> tuple[float, float, tuple]:
+    def _search(self, z, labels, noise: str, sample_weight=None) -> tuple[float, float, tuple]:
         scales, values = [], []
 
         def evaluate(grid):
             for s in grid:
                 if not any(np.isclose(s, scales, rtol=0, atol=1e-12)):
                     scales.append(float(s))
-                    values.append(self._score(labels, self._proba(z, float(s), noise)))
+                    values.append(self._score(labels, self._proba(z, float(s), noise),
+                                              sample_weight))
             order = np.argsort(scales, kind="stable")  # ties: the smallest scale wins
             return scales[order[int(np.argmin(np.asarray(values)[order]))]]
 
@@ -244,8 +247,12 @@ class ConsistencyCalibration(BaseCalibrator):
         order = np.argsort(scales, kind="stable")
         return best, float(min(values)), (np.asarray(scales)[order], np.asarray(values)[order])
 
-    def fit(self, X, y) -> ConsistencyCalibration:
-        """Choose the noise scale on validation logits ``X`` (N, K) and labels ``y``."""
+    def fit(self, X, y, sample_weight=None) -> ConsistencyCalibration:
+        """Choose the noise scale on validation logits ``X`` (N, K) and labels ``y``.
+
+        ``X`` may be 1-D probabilities of the positive class; ``sample_weight``
+        (N,) weights the search criterion.
+        """
         self._check_params()
         z, labels = check_fit_logits(X, y)
         noises = ("gaussian", "uniform") if self.noise == "auto" else (self.noise,)
@@ -254,10 +261,11 @@ class ConsistencyCalibration(BaseCalibrator):
         for noise in noises:
             if self.noise_scale is not None:
                 scale = float(self.noise_scale)
-                value = self._score(labels, self._proba(z, scale, noise))
+                value = self._score(labels, self._proba(z, scale, noise), sample_weight)
                 self.scores_[noise] = (np.array([scale]), np.array([value]))
             else:
-                scale, value, self.scores_[noise] = self._search(z, labels, noise)
+                scale, value, self.scores_[noise] = self._search(z, labels, noise,
+                                                                 sample_weight)
             if best is None or value < best[0]:
                 best = (value, scale, noise)
         _, self.noise_scale_, self.noise_ = best

@@ -38,10 +38,11 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from calkit.logits import log_softmax, softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
 from calkit.posthoc._persistence import ValueSpec
+from calkit.posthoc._sklearn_api import predict_input
 from calkit.posthoc.temperature import _affine_nll
 
 
-def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu):
+def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu, weights=None):
     """Penalised mean NLL of ``softmax(logp W^T + b)`` and its gradient.
 
     ``free`` holds the first ``K - 1`` rows of ``[W | b]`` (the last row is 0).
@@ -53,7 +54,7 @@ def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu):
     wb = np.zeros((k, k + 1))
     wb[:-1] = free.reshape(k - 1, k + 1)
     params = np.concatenate([wb[:, :k].ravel(), wb[:, k]])
-    value, grad = _affine_nll(params, logp, onehot, 0.0, (k, k), np.zeros((k, k)))
+    value, grad = _affine_nll(params, logp, onehot, 0.0, (k, k), np.zeros((k, k)), weights)
     w, b = wb[:, :k], wb[:, k]
     weight = np.full((k, k), lam_off)
     np.fill_diagonal(weight, lam_diag)
@@ -64,14 +65,16 @@ def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu):
     return value, g[:-1].ravel()
 
 
-def _fit_dirichlet(logp, labels, lam_off, lam_diag, mu, max_iter, tol):
+def _fit_dirichlet(logp, labels, lam_off, lam_diag, mu, max_iter, tol, sample_weight=None):
     """Minimise :func:`_odir_objective` from the identity map; returns ``(W, b, result)``."""
+    weights = None if sample_weight is None else sample_weight / np.sum(sample_weight)
     n, k = logp.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0
     start = np.hstack([np.eye(k) - np.eye(k)[-1], np.zeros((k, 1))])  # identity, last row 0
     res = minimize(_odir_objective, start[:-1].ravel(),
-                   args=(logp, onehot, lam_off, lam_diag, mu), jac=True, method="L-BFGS-B",
+                   args=(logp, onehot, lam_off, lam_diag, mu, weights), jac=True,
+                   method="L-BFGS-B",
                    options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 30})
     wb = np.zeros((k, k + 1))
     wb[:-1] = res.x.reshape(k - 1, k + 1)
@@ -168,16 +171,16 @@ class DirichletCalibration(BaseCalibrator):
             lam, mu = lam / (k * (k - 1)), mu / k
         return lam, mu
 
-    def _fit_one(self, logp, labels, lam):
+    def _fit_one(self, logp, labels, lam, sample_weight=None):
         penalty, mu = self._penalties(lam, logp.shape[1])
         w, b, res = _fit_dirichlet(logp, labels, penalty, 0.0, mu, self.max_iter,
-                                   float(self.tol))
+                                   float(self.tol), sample_weight)
         if not res.success and res.nit >= self.max_iter:
             warnings.warn(f"DirichletCalibration did not converge in {self.max_iter} "
                           "iterations", ConvergenceWarning, stacklevel=3)
         return w, b, int(res.nit)
 
-    def _cv_scores(self, logp, labels, grid) -> np.ndarray:
+    def _cv_scores(self, logp, labels, grid, sample_weight=None) -> np.ndarray:
         cv = self.cv
         if isinstance(cv, bool) or not isinstance(cv, Integral) or cv < 2:
             raise ValueError(f"cv must be an integer >= 2, got {cv!r}")
@@ -188,15 +191,21 @@ class DirichletCalibration(BaseCalibrator):
             int(cv), shuffle=True, random_state=self.random_state)
         folds = list(splitter.split(logp, labels))
         scores = np.zeros(len(grid))
+        sw = np.ones(len(labels)) if sample_weight is None else sample_weight
         for i, lam in enumerate(grid):
             for train, test in folds:
-                w, b, _ = self._fit_one(logp[train], labels[train], lam)
+                w, b, _ = self._fit_one(logp[train], labels[train], lam,
+                                        None if sample_weight is None else sw[train])
                 held = log_softmax(logp[test] @ w.T + b)
-                scores[i] -= held[np.arange(len(test)), labels[test]].sum() / len(labels)
+                scores[i] -= held[np.arange(len(test)), labels[test]] @ sw[test] / sw.sum()
         return scores
 
-    def fit(self, X, y) -> DirichletCalibration:
-        """Fit on validation logits ``X`` (N, K) and integer labels ``y`` (N,)."""
+    def fit(self, X, y, sample_weight=None) -> DirichletCalibration:
+        """Fit on validation logits ``X`` (N, K) and labels ``y`` (N,).
+
+        ``X`` may be 1-D probabilities of the positive class; ``sample_weight``
+        (N,) weights the NLL (and the cross-validated NLL of a grid).
+        """
         z, labels = check_fit_logits(X, y)
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, Integral) \
                 or self.max_iter < 1:
@@ -211,9 +220,9 @@ class DirichletCalibration(BaseCalibrator):
         self.cv_scores_ = np.array([])
         lam = grid[0]
         if len(grid) > 1:
-            self.cv_scores_ = self._cv_scores(logp, labels, grid)
+            self.cv_scores_ = self._cv_scores(logp, labels, grid, sample_weight)
             lam = grid[int(np.argmin(self.cv_scores_))]
-        w, b, self.n_iter_ = self._fit_one(logp, labels, lam)
+        w, b, self.n_iter_ = self._fit_one(logp, labels, lam, sample_weight)
         self.coef_, self.intercept_, self.n_classes_ = w, b, int(z.shape[1])
         self.reg_lambda_ = lam
         return self
@@ -221,8 +230,12 @@ class DirichletCalibration(BaseCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``W log_softmax(X) + b``."""
         self._check_fitted()
+        X, _ = predict_input(self, X)  # containers, feature names, 1-D binary scores
+        return self._decision(X)
+
+    def _decision(self, X) -> np.ndarray:
         z = np.asarray(check_predict_logits(X, self.n_classes_), dtype=np.float64)
         return log_softmax(z) @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self.decision_function(X))
+        return softmax(self._decision(X))

@@ -32,15 +32,21 @@ from calkit.posthoc.temperature import TemperatureScaling, _check_bounds
 LOSSES = ("mse", "nll")
 
 
-def _mse(p: np.ndarray, onehot: np.ndarray) -> float:
-    """Mean of ``(p - onehot)^2`` over all ``N * K`` entries (the reference's objective)."""
+def _mse(p: np.ndarray, onehot: np.ndarray, weights=None) -> float:
+    """Mean of ``(p - onehot)^2`` over all ``N * K`` entries (the reference's objective).
+
+    ``weights`` (summing to one) weight the samples (rows).
+    """
     d = p - onehot
-    return float(np.mean(d * d))
+    if weights is None:
+        return float(np.mean(d * d))
+    return float(np.einsum("ij,ij->i", d, d) @ weights) / p.shape[1]
 
 
-def _nll(p: np.ndarray, labels: np.ndarray) -> float:
+def _nll(p: np.ndarray, labels: np.ndarray, weights=None) -> float:
     true = p[np.arange(p.shape[0]), labels]
-    return float(-np.mean(np.log(np.maximum(true, np.finfo(np.float64).tiny))))
+    log_true = np.log(np.maximum(true, np.finfo(np.float64).tiny))
+    return float(-(np.mean(log_true) if weights is None else log_true @ weights))
 
 
 class EnsembleTemperatureScaling(BaseCalibrator):
@@ -92,27 +98,32 @@ class EnsembleTemperatureScaling(BaseCalibrator):
         self.loss = loss
         self.t_bounds = t_bounds
 
-    def fit(self, X, y) -> EnsembleTemperatureScaling:
-        """Fit ``T`` then the weights on validation logits ``X`` (N, K) and labels ``y``."""
+    def fit(self, X, y, sample_weight=None) -> EnsembleTemperatureScaling:
+        """Fit ``T`` then the weights on validation logits ``X`` (N, K) and labels ``y``.
+
+        ``X`` may be 1-D probabilities of the positive class; ``sample_weight``
+        (N,) weights the loss.
+        """
         check_option(self.loss, "loss", LOSSES)
         t_min, t_max = _check_bounds(self.t_bounds)
         z, labels = check_fit_logits(X, y)
         n, k = z.shape
         onehot = np.zeros((n, k))
         onehot[np.arange(n), labels] = 1.0
+        rw = None if sample_weight is None else sample_weight / np.sum(sample_weight)
         if self.loss == "mse":
-            res = minimize(lambda t: _mse(softmax(z / t[0]), onehot), x0=np.array([1.0]),
+            res = minimize(lambda t: _mse(softmax(z / t[0]), onehot, rw), x0=np.array([1.0]),
                            method="L-BFGS-B", bounds=[(t_min, t_max)], tol=1e-12)
             t = float(res.x[0])
         else:
             ts = TemperatureScaling(t_bounds=(t_min, t_max))
-            t = ts.fit(z, labels).temperature_
+            t = ts.fit(z, labels, sample_weight).temperature_
         comps = np.stack([softmax(z / t), softmax(z), np.full((n, k), 1.0 / k)])
 
         def objective(w):
             p = np.tensordot(w, comps, axes=1)
             p /= p.sum(axis=1, keepdims=True)  # as the reference: matters off the simplex only
-            return _mse(p, onehot) if self.loss == "mse" else _nll(p, labels)
+            return _mse(p, onehot, rw) if self.loss == "mse" else _nll(p, labels, rw)
 
         res = minimize(objective, x0=np.array([1.0, 0.0, 0.0]), method="SLSQP",
                        bounds=[(0.0, 1.0)] * 3, tol=1e-12,

@@ -33,6 +33,7 @@ from calkit.logits import log_softmax, softmax
 from calkit.metrics.binned import ece
 from calkit.posthoc._base import BaseCalibrator
 from calkit.posthoc._persistence import ValueSpec
+from calkit.posthoc._sklearn_api import predict_input
 
 CRITERIA = ("nll", "ece")
 
@@ -132,6 +133,19 @@ class FeatureClipping(BaseCalibrator):
         "threshold_": ValueSpec("float", gt=0, finite=False),  # inf: no clipping
         "coef_": ValueSpec("array", shape=("K", "D")),
         "intercept_": ValueSpec("array", shape=("K",))}
+    _native_1d = True  # X holds features: never read as binary scores
+    _min_columns = 1
+
+    def _n_label_columns(self, X, fit_params: dict) -> int | None:
+        """The classes are the rows of the head (``coef``) or the columns of ``logits``."""
+        for key, axis in (("coef", 0), ("logits", 1)):
+            value = fit_params.get(key)
+            shape = getattr(value, "shape", None) if value is not None else None
+            if shape is None and value is not None:
+                shape = np.shape(value)
+            if shape is not None and len(shape) == 2:
+                return int(shape[axis])
+        return None
 
     def __init__(self, threshold: float | None = None, criterion: str = "nll",
                  thresholds=None, min_accuracy_ratio: float = 0.99, head_rtol: float = 1e-3):
@@ -142,7 +156,8 @@ class FeatureClipping(BaseCalibrator):
         self.head_rtol = head_rtol
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, logits=None, coef=None, intercept=None) -> FeatureClipping:
+    def fit(self, X, y, sample_weight=None, *, logits=None, coef=None,
+            intercept=None) -> FeatureClipping:
         """Fit on validation features ``X`` (N, D) and labels ``y`` (N,).
 
         Parameters
@@ -158,6 +173,8 @@ class FeatureClipping(BaseCalibrator):
             Final-layer weights (``torch.nn.Linear.weight``).
         intercept : array of shape (K,), optional
             Final-layer bias (default zeros when ``coef`` is given).
+        sample_weight : array of shape (N,), optional
+            Weights of the samples in the threshold's criterion and accuracy guard.
         """
         check_option(self.criterion, "criterion", CRITERIA)
         r = self.min_accuracy_ratio
@@ -173,7 +190,7 @@ class FeatureClipping(BaseCalibrator):
             self.threshold_ = float(c)
             self.scores_ = np.array([])
         else:
-            self.threshold_, self.scores_ = self._select(h, labels, w, b)
+            self.threshold_, self.scores_ = self._select(h, labels, w, b, sample_weight)
         self.coef_, self.intercept_ = w, b
         return self
 
@@ -210,24 +227,26 @@ class FeatureClipping(BaseCalibrator):
         self.head_residual_ = residual
         return w, b
 
-    def _select(self, h, labels, w, b) -> tuple[float, np.ndarray]:
+    def _select(self, h, labels, w, b, sample_weight=None) -> tuple[float, np.ndarray]:
         if self.thresholds is None:
             candidates = default_thresholds(h)
         else:
             candidates = np.asarray(self.thresholds, dtype=np.float64).ravel()
             if candidates.size == 0 or not (candidates > 0).all():
                 raise ValueError("thresholds must be a non-empty sequence of positive numbers")
-        base_acc = float((np.argmax(h @ w.T + b, axis=1) == labels).mean())
+        sw = (np.full(len(labels), 1.0 / len(labels)) if sample_weight is None
+              else sample_weight / np.sum(sample_weight))
+        base_acc = float((np.argmax(h @ w.T + b, axis=1) == labels) @ sw)
         scores = np.full(candidates.shape, np.nan)
         for i, c in enumerate(candidates):
             z = np.clip(h, -c, c) @ w.T + b
-            if np.isfinite(c) and not (np.argmax(z, 1) == labels).mean() \
+            if np.isfinite(c) and not (np.argmax(z, 1) == labels) @ sw \
                     > self.min_accuracy_ratio * base_acc:
                 continue
             if self.criterion == "nll":  # from the logits: exact, no clipping of p
-                scores[i] = -log_softmax(z)[np.arange(len(labels)), labels].mean()
+                scores[i] = -log_softmax(z)[np.arange(len(labels)), labels] @ sw
             else:
-                scores[i] = ece(labels, softmax(z))
+                scores[i] = ece(labels, softmax(z), sample_weight=sample_weight)
         if np.isnan(scores).all():
             return float("inf"), scores
         best = int(np.nanargmin(scores))  # ties: the smallest threshold
@@ -237,6 +256,10 @@ class FeatureClipping(BaseCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Logits of the clipped features, ``clip(X, -c, c) W^T + b``."""
         self._check_fitted()
+        X, _ = predict_input(self, X)  # containers, feature names, feature count
+        return self._decision(X)
+
+    def _decision(self, X) -> np.ndarray:
         h = _check_features(X)
         if h.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {h.shape[1]} features but the calibrator was fitted on "
@@ -245,4 +268,4 @@ class FeatureClipping(BaseCalibrator):
         return np.clip(h, -c, c) @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self.decision_function(X))
+        return softmax(self._decision(X))

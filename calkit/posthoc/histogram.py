@@ -6,7 +6,9 @@ a bin is mapped to the bin's observed frequency of positives.  Equal-mass bins
 histogram binning) are never empty; an empty equal-width bin maps to its own
 midpoint.  New scores are binned with :func:`calkit.binning.assign_bins` under
 the same ``closed`` convention.  Multiclass logits are reduced as described in
-:mod:`calkit.posthoc._score_map`.
+:mod:`calkit.posthoc._score_map`; a 1-D ``X`` is one probability (or confidence)
+in ``[0, 1]`` per sample.  ``sample_weight`` gives weighted bins and bin
+frequencies (:func:`calkit.binning.bin_table`).
 """
 
 from __future__ import annotations
@@ -65,10 +67,13 @@ class HistogramBinning(_ScoreMapCalibrator):
         check_option(self.strategy, "strategy", STRATEGIES)
         check_option(self.closed, "closed", CLOSED)
 
-    def _fit_map(self, scores, targets):
-        check_n_bins(self.n_bins, len(scores))
+    def _fit_map(self, scores, targets, sample_weight=None):
+        if len(scores) < self.n_bins:
+            raise ValueError(f"n_bins={self.n_bins} is more than the number of samples: "
+                             f"got {len(scores)} sample{'s' if len(scores) != 1 else ''}; "
+                             "use fewer bins")
         table = bin_table(scores, targets, n_bins=self.n_bins, strategy=self.strategy,
-                          closed=self.closed)
+                          closed=self.closed, sample_weight=sample_weight)
         edges = np.asarray(table.edges, dtype=np.float64)
         midpoints = (edges[:-1] + edges[1:]) / 2
         values = np.where(table.nonempty, table.mean_target, midpoints)

@@ -5,6 +5,10 @@ a non-decreasing step map from scores to outcomes; new scores are mapped by
 linear interpolation between its thresholds and clipped to the range seen in
 ``fit`` (``out_of_bounds="clip"``), exactly as ``IsotonicRegression.predict``.
 Multiclass logits are reduced as described in :mod:`calkit.posthoc._score_map`.
+A 1-D ``X`` is one real-valued score per sample (a probability, a confidence, a
+logit or a decision value: isotonic regression only uses their order), and the
+output is the calibrated probability of the positive class, as scikit-learn's
+``CalibratedClassifierCV(method="isotonic")`` does on a binary decision function.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     ----------
     multiclass : {"top_label", "one_vs_rest"}, default="top_label"
         How ``(N, K)`` logits are reduced to scores (see
-        :mod:`calkit.posthoc._score_map`).
+        :mod:`calkit.posthoc._score_map`); unused for 1-D scores.
 
     Attributes
     ----------
@@ -40,14 +44,24 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     >>> iso = IsotonicCalibration().fit(z, y)
     >>> bool(np.all(np.diff(iso.nodes_y_) >= 0))
     True
+
+    1-D binary scores, e.g. an LLM's confidences with whether each answer was right:
+
+    >>> conf = rng.uniform(0.3, 1.0, 1000)
+    >>> right = (rng.uniform(size=1000) < conf ** 2).astype(int)   # over-confident
+    >>> iso1 = IsotonicCalibration().fit(conf, right)
+    >>> iso1.predict_proba(np.array([0.5, 0.95])).round(2).tolist()
+    [0.21, 0.89]
     """
+
+    _score_range = "real"
 
     def __init__(self, multiclass: str = "top_label"):
         self.multiclass = multiclass
 
-    def _fit_map(self, scores, targets):
+    def _fit_map(self, scores, targets, sample_weight=None):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
-                                 out_of_bounds="clip").fit(scores, targets)
+                                 out_of_bounds="clip").fit(scores, targets, sample_weight)
         return iso.X_thresholds_, iso.y_thresholds_
 
     def _apply_map(self, x, y, scores):

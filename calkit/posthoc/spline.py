@@ -18,6 +18,9 @@ takes the outcomes 0 before 1).  The map need not be monotone.
 
 The method is top-label (``multiclass="top_label"``, the default); the full
 probability vector is rebuilt by :func:`calkit.posthoc._score_map.rescale_top_label`.
+A 1-D ``X`` is one probability (or confidence) in ``[0, 1]`` per sample.
+``sample_weight`` must hold integers (frequency weights): the spline is fitted
+to the curve of the samples repeated by their weights.
 """
 
 from __future__ import annotations
@@ -118,9 +121,18 @@ class SplineCalibration(_ScoreMapCalibrator):
                 or self.n_knots < 3:
             raise ValueError(f"n_knots must be an integer >= 3, got {self.n_knots!r}")
 
-    def _fit_map(self, scores, targets):
+    def _fit_map(self, scores, targets, sample_weight=None):
+        if sample_weight is not None:  # frequency weights: the samples repeated
+            counts = np.round(sample_weight)
+            if not np.array_equal(counts, sample_weight):
+                raise ValueError("SplineCalibration takes integer sample weights only (the "
+                                 "spline is fitted to the curve of the samples repeated by "
+                                 "their weights)")
+            scores, targets = np.repeat(scores, counts.astype(np.int64)), np.repeat(
+                targets, counts.astype(np.int64))
         if len(scores) < 2:
-            raise ValueError("spline calibration needs at least 2 calibration samples")
+            raise ValueError(f"spline calibration needs at least 2 calibration samples, got "
+                             f"{len(scores)} sample")
         return fit_spline_map(scores, targets, self.n_knots)
 
     def _apply_map(self, x, y, scores):

@@ -35,6 +35,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 
+from calkit import _array as xp
 from calkit._array import is_torch, to_numpy
 from calkit._validation import check_option
 from calkit.binning import _bin_table
@@ -61,11 +62,14 @@ class _TemperatureObjective:
     ``h = mean(S_2 / S_0 - (S_1 / S_0)^2)``.
     """
 
-    def __init__(self, logits, labels):
+    def __init__(self, logits, labels, weights=None):
         self.torch = is_torch(logits)
+        # normalised sample weights (float64, on the logits' device), or None: plain means
+        self.weights = None if weights is None else xp.like(weights / weights.sum(), logits) \
+            if self.torch else np.asarray(weights, dtype=np.float64) / np.sum(weights)
         if self.torch:
             self.shifted = logits - logits.amax(1, keepdim=True)
-            self.mean_true = float(self.shifted.gather(1, labels[:, None]).double().mean())
+            self.mean_true = self.mean(self.shifted.gather(1, labels[:, None])[:, 0].double())
         else:
             n, k = logits.shape
             # Few classes: lay the classes out along rows, (K, N), so that the per-sample
@@ -76,10 +80,16 @@ class _TemperatureObjective:
             self.shifted = np.subtract(z, z.max(axis=self.class_axis, keepdims=True),
                                        order="C")
             true = (self.shifted[labels, np.arange(n)] if self.class_axis == 0
-                    else np.take_along_axis(self.shifted, labels[:, None], axis=1))
-            self.mean_true = float(true.mean(dtype=np.float64))
+                    else np.take_along_axis(self.shifted, labels[:, None], axis=1)[:, 0])
+            self.mean_true = self.mean(true)
         # numpy float32 or torch.float32 (fitting runs in the logits' own precision)
         self.dtype = np.float32 if str(logits.dtype).endswith("float32") else np.float64
+
+    def mean(self, values) -> float:
+        """Mean over samples (weighted by the sample weights), as a Python float."""
+        if self.weights is None:
+            return float(values.mean(dtype=np.float64) if not self.torch else values.mean())
+        return float((values * self.weights).sum())
 
     def moments(self, beta: float, order: int = 2) -> tuple[np.ndarray, ...]:
         """Per-sample ``S_0, ..., S_order`` as float64 arrays (numpy; torch on its device)."""
@@ -123,15 +133,15 @@ class _TemperatureObjective:
     def gradient_curvature(self, beta: float) -> tuple[float, float]:
         s0, s1, s2 = self.moments(beta, 2)
         mean1 = s1 / s0
-        g = float(mean1.mean()) - self.mean_true
-        h = float((s2 / s0 - mean1 * mean1).mean())
+        g = self.mean(mean1) - self.mean_true
+        h = self.mean(s2 / s0 - mean1 * mean1)
         return g, h
 
     def value_gradient(self, beta: float) -> tuple[float, float]:
         s0, s1 = self.moments(beta, 1)
         log_s0 = s0.log() if self.torch else np.log(s0)
-        value = float(log_s0.mean()) - beta * self.mean_true
-        return value, float((s1 / s0).mean()) - self.mean_true
+        value = self.mean(log_s0) - beta * self.mean_true
+        return value, self.mean(s1 / s0) - self.mean_true
 
     def confidence(self, beta: float):
         """Top-label confidence ``max_k softmax(beta z)_k = 1 / S_0``, float64 numpy."""
@@ -259,8 +269,12 @@ class TemperatureScaling(BaseCalibrator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, X, y) -> TemperatureScaling:
-        """Fit ``T`` on validation logits ``X`` (N, K) and labels ``y`` (N,)."""
+    def fit(self, X, y, sample_weight=None) -> TemperatureScaling:
+        """Fit ``T`` on validation logits ``X`` (N, K) and labels ``y`` (N,).
+
+        ``X`` may be 1-D probabilities of the positive class (read as the logits
+        ``(log(1 - p), log p)``); ``sample_weight`` (N,) weights the NLL.
+        """
         check_option(self.solver, "solver", SOLVERS)
         check_option(self.selection, "selection", SELECTION_METRICS)
         t_min, t_max = _check_bounds(self.t_bounds)
@@ -269,9 +283,9 @@ class TemperatureScaling(BaseCalibrator):
         if not self.tol > 0:
             raise ValueError(f"tol must be positive, got {self.tol!r}")
         z, labels = check_fit_logits(X, y, keep_float32=True, keep_torch=True)
-        obj = _TemperatureObjective(z, labels)
+        obj = _TemperatureObjective(z, labels, sample_weight)
         if self.solver == "grid":
-            t = self._fit_grid(obj, labels, z)
+            t = self._fit_grid(obj, labels, z, sample_weight)
             self.n_iter_ = 100
         elif self.solver == "lbfgs":
             t = self._fit_lbfgs(obj, t_min, t_max)
@@ -306,7 +320,7 @@ class TemperatureScaling(BaseCalibrator):
         self.n_iter_ = int(res.nit)
         return float(np.exp(res.x[0]))
 
-    def _fit_grid(self, obj, labels, z) -> float:
+    def _fit_grid(self, obj, labels, z, weights=None) -> float:
         temps = _grid_temperatures()
         if self.selection == "nll":
             scores = [obj.value_gradient(1 / t)[0] for t in temps]
@@ -316,7 +330,7 @@ class TemperatureScaling(BaseCalibrator):
             strategy = "uniform" if self.selection == "ece_ew" else "quantile"
             n_bins = min(15, int(zn.shape[0]))
             scores = [float(error_from_table(_bin_table(obj.confidence(1 / t), correct,
-                                                        n_bins, strategy, "right")))
+                                                        n_bins, strategy, "right", weights)))
                       for t in temps]
         return float(temps[int(np.argmin(scores))])  # first minimum: the smallest T wins
 
@@ -345,8 +359,11 @@ def _affine(z, w, b):
     return (z * w if w.ndim == 1 else z @ w.T) + b
 
 
-def _affine_nll(params, z, onehot, reg, shape_w, center_w):
-    """Regularised mean NLL of ``softmax(z * w + b)`` / ``softmax(z W^T + b)`` and gradient."""
+def _affine_nll(params, z, onehot, reg, shape_w, center_w, weights=None):
+    """Regularised mean NLL of ``softmax(z * w + b)`` / ``softmax(z W^T + b)`` and gradient.
+
+    ``weights``: per-sample weights summing to one (a weighted mean NLL), or None.
+    """
     n, k = z.shape
     w = params[:-k].reshape(shape_w)
     b = params[-k:]
@@ -355,8 +372,12 @@ def _affine_nll(params, z, onehot, reg, shape_w, center_w):
     e = np.exp(a)
     s = e.sum(axis=1, keepdims=True)
     logp = a - np.log(s)
-    value = -(logp * onehot).sum() / n
-    r = (e / s - onehot) / n  # dNLL / d(pre-softmax)
+    if weights is None:
+        value = -(logp * onehot).sum() / n
+        r = (e / s - onehot) / n  # dNLL / d(pre-softmax)
+    else:
+        value = -float((logp * onehot).sum(axis=1) @ weights)
+        r = (e / s - onehot) * weights[:, None]
     grad_w = (r * z).sum(axis=0) if w.ndim == 1 else r.T @ z
     grad_b = r.sum(axis=0)
     dw = w - center_w
@@ -378,8 +399,12 @@ class _AffineScaling(BaseCalibrator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def fit(self, X, y):
-        """Fit on validation logits ``X`` (N, K) and integer labels ``y`` (N,)."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit on validation logits ``X`` (N, K) and labels ``y`` (N,).
+
+        ``X`` may be 1-D probabilities of the positive class; ``sample_weight``
+        (N,) weights the NLL (the penalty is unchanged).
+        """
         if isinstance(self.reg, bool) or not (np.isscalar(self.reg) and self.reg >= 0):
             raise ValueError(f"reg must be a non-negative number, got {self.reg!r}")
         z, labels = check_fit_logits(X, y)
@@ -390,10 +415,12 @@ class _AffineScaling(BaseCalibrator):
         # strong penalty falls back to temperature scaling rather than to the raw logits.
         with warnings.catch_warnings():  # a T at its bound is still a fine starting point
             warnings.simplefilter("ignore", ConvergenceWarning)
-            inv_t = 1.0 / TemperatureScaling().fit(z, labels).temperature_
+            inv_t = 1.0 / TemperatureScaling().fit(z, labels, sample_weight).temperature_
         center = inv_t * (np.ones(k) if self._diagonal else np.eye(k))
         x0 = np.concatenate([center.ravel(), np.zeros(k)])
-        res = minimize(_affine_nll, x0, args=(z, onehot, float(self.reg), center.shape, center),
+        weights = None if sample_weight is None else sample_weight / np.sum(sample_weight)
+        res = minimize(_affine_nll, x0,
+                       args=(z, onehot, float(self.reg), center.shape, center, weights),
                        jac=True, method="L-BFGS-B",
                        options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8})
         if not res.success and res.nit >= self.max_iter:
