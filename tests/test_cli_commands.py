@@ -145,7 +145,7 @@ def test_calibrate_confidence_table(tmp_path, capsys):
                  "--save", str(tmp_path / "beta.json"), "--no-plots"]) == 0
     expected = posthoc.BetaCalibration().fit(cv, yv).predict_proba(ct)
     after = _report(out)["after (beta)"]
-    assert after["settings"]["view"] == "positive"
+    assert after["settings"]["view"] == "confidence"   # (correct, confidence) pairs
     assert after["metrics"]["brier"] == pytest.approx(float(np.mean((expected - yt) ** 2)),
                                                       rel=1e-6)
     assert "(confidence, correct) table" in capsys.readouterr().err
