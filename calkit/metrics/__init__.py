@@ -14,7 +14,20 @@ from calkit.metrics.binned import (
     error_from_table,
 )
 from calkit.metrics.bootstrap import BootstrapResult, bootstrap
+from calkit.metrics.calibration_tests import (
+    CalibrationTestResult,
+    hosmer_lemeshow,
+    spiegelhalter_z,
+)
 from calkit.metrics.conventions import convention_error
+from calkit.metrics.decompositions import (
+    BrierDecomposition,
+    CalibrationRefinement,
+    SignedCalibrationResult,
+    brier_decomposition,
+    calibration_refinement,
+    signed_ece,
+)
 from calkit.metrics.grouped import grouped_calibration
 from calkit.metrics.ood import OODResult, ood_metrics, ood_score
 from calkit.metrics.scores import accuracy, brier_score, nll
@@ -30,6 +43,15 @@ from calkit.metrics.smooth import SmoothECEResult, smooth_ece
 from calkit.metrics.sweep import sweep_ece
 
 __all__ = [
+    "BrierDecomposition",
+    "CalibrationRefinement",
+    "CalibrationTestResult",
+    "SignedCalibrationResult",
+    "brier_decomposition",
+    "calibration_refinement",
+    "hosmer_lemeshow",
+    "signed_ece",
+    "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
     "OODResult",
