@@ -29,6 +29,7 @@ from calkit.metrics.decompositions import (
     signed_ece,
 )
 from calkit.metrics.grouped import grouped_calibration
+from calkit.metrics.kernel_calibration import skce, skce_test
 from calkit.metrics.ood import OODResult, ood_metrics, ood_score
 from calkit.metrics.scores import accuracy, brier_score, nll
 from calkit.metrics.selective import (
@@ -51,6 +52,8 @@ __all__ = [
     "calibration_refinement",
     "hosmer_lemeshow",
     "signed_ece",
+    "skce",
+    "skce_test",
     "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
