@@ -42,6 +42,7 @@ from calkit.metrics.selective import (
 )
 from calkit.metrics.smooth import SmoothECEResult, smooth_ece
 from calkit.metrics.sweep import sweep_ece
+from calkit.metrics.tcal import debiased_plugin_ece, t_cal_test
 
 __all__ = [
     "BrierDecomposition",
@@ -54,6 +55,8 @@ __all__ = [
     "signed_ece",
     "skce",
     "skce_test",
+    "debiased_plugin_ece",
+    "t_cal_test",
     "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
