@@ -19,6 +19,12 @@ from calkit.metrics.calibration_tests import (
     hosmer_lemeshow,
     spiegelhalter_z,
 )
+from calkit.metrics.clinical import (
+    LogisticCalibration,
+    SmoothedCalibrationErrors,
+    logistic_calibration,
+    smoothed_calibration_errors,
+)
 from calkit.metrics.conventions import convention_error
 from calkit.metrics.decompositions import (
     BrierDecomposition,
@@ -57,6 +63,10 @@ __all__ = [
     "skce_test",
     "debiased_plugin_ece",
     "t_cal_test",
+    "LogisticCalibration",
+    "SmoothedCalibrationErrors",
+    "logistic_calibration",
+    "smoothed_calibration_errors",
     "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
