@@ -26,6 +26,7 @@ from calkit.metrics.clinical import (
     smoothed_calibration_errors,
 )
 from calkit.metrics.conventions import convention_error
+from calkit.metrics.cumulative import KSCalibrationResult, ks_calibration_error
 from calkit.metrics.decompositions import (
     BrierDecomposition,
     CalibrationRefinement,
@@ -67,6 +68,8 @@ __all__ = [
     "SmoothedCalibrationErrors",
     "logistic_calibration",
     "smoothed_calibration_errors",
+    "KSCalibrationResult",
+    "ks_calibration_error",
     "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
