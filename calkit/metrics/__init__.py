@@ -14,8 +14,29 @@ from calkit.metrics.binned import (
     error_from_table,
 )
 from calkit.metrics.bootstrap import BootstrapResult, bootstrap
+from calkit.metrics.calibration_tests import (
+    CalibrationTestResult,
+    hosmer_lemeshow,
+    spiegelhalter_z,
+)
+from calkit.metrics.clinical import (
+    LogisticCalibration,
+    SmoothedCalibrationErrors,
+    logistic_calibration,
+    smoothed_calibration_errors,
+)
 from calkit.metrics.conventions import convention_error
+from calkit.metrics.cumulative import KSCalibrationResult, ks_calibration_error
+from calkit.metrics.decompositions import (
+    BrierDecomposition,
+    CalibrationRefinement,
+    SignedCalibrationResult,
+    brier_decomposition,
+    calibration_refinement,
+    signed_ece,
+)
 from calkit.metrics.grouped import grouped_calibration
+from calkit.metrics.kernel_calibration import skce, skce_test
 from calkit.metrics.ood import OODResult, ood_metrics, ood_score
 from calkit.metrics.scores import accuracy, brier_score, nll
 from calkit.metrics.selective import (
@@ -28,8 +49,28 @@ from calkit.metrics.selective import (
 )
 from calkit.metrics.smooth import SmoothECEResult, smooth_ece
 from calkit.metrics.sweep import sweep_ece
+from calkit.metrics.tcal import debiased_plugin_ece, t_cal_test
 
 __all__ = [
+    "BrierDecomposition",
+    "CalibrationRefinement",
+    "CalibrationTestResult",
+    "SignedCalibrationResult",
+    "brier_decomposition",
+    "calibration_refinement",
+    "hosmer_lemeshow",
+    "signed_ece",
+    "skce",
+    "skce_test",
+    "debiased_plugin_ece",
+    "t_cal_test",
+    "LogisticCalibration",
+    "SmoothedCalibrationErrors",
+    "logistic_calibration",
+    "smoothed_calibration_errors",
+    "KSCalibrationResult",
+    "ks_calibration_error",
+    "spiegelhalter_z",
     "BootstrapResult",
     "CalibrationResult",
     "OODResult",

@@ -6,6 +6,7 @@ its figure in ``figure_`` and its artists as attributes, so tests (and users)
 can check what was drawn.
 """
 
+from calkit.plotting.cumulative import CumulativeCalibrationDisplay
 from calkit.plotting.curves import OODRocDisplay, RiskCoverageDisplay
 from calkit.plotting.gamma import GammaDynamicsDisplay
 from calkit.plotting.histogram import ConfidenceHistogramDisplay
@@ -13,6 +14,7 @@ from calkit.plotting.reliability import ReliabilityDisplay
 
 __all__ = [
     "ConfidenceHistogramDisplay",
+    "CumulativeCalibrationDisplay",
     "GammaDynamicsDisplay",
     "OODRocDisplay",
     "ReliabilityDisplay",
