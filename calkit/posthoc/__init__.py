@@ -68,3 +68,7 @@ __all__ = [
     "make_calibration_scorer",
     "make_calibrator",
 ]
+
+from calkit.posthoc.scaling_binning import ScalingBinning  # noqa: E402
+
+__all__ += ["ScalingBinning"]
