@@ -302,9 +302,12 @@ class ScalingBinning(BaseCalibrator):
         >>> from calkit.posthoc.scaling_binning import ScalingBinning
         >>> rng = np.random.default_rng(1)
         >>> z = rng.normal(size=(400, 3)) * 2
-        >>> sb = ScalingBinning(n_bins=4).fit(z, z.argmax(1))
-        >>> len(np.unique(sb.calibrate_scaled(rng.random(100))))
-        4
+        >>> y = np.where(rng.random(400) < 0.8, z.argmax(1), rng.integers(0, 3, 400))
+        >>> sb = ScalingBinning(n_bins=4).fit(z, y)
+        >>> sb.edges_.round(3).tolist(), sb.values_.round(3).tolist()
+        ([0.0, 0.862, 0.874, 0.881, 1.0], [0.85, 0.869, 0.878, 0.884])
+        >>> sb.calibrate_scaled(np.array([0.5, 0.87, 0.99])).round(3).tolist()
+        [0.85, 0.869, 0.884]
         """
         self._check_fitted()
         o = np.asarray(self.offsets_)
