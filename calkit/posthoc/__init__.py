@@ -72,3 +72,7 @@ __all__ = [
 from calkit.posthoc.scaling_binning import ScalingBinning  # noqa: E402
 
 __all__ += ["ScalingBinning"]
+
+from calkit.posthoc.auto import AutoCalibration  # noqa: E402
+
+__all__ += ["AutoCalibration"]
