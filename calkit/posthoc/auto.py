@@ -6,9 +6,11 @@ models whose classes are miscalibrated differently.  :class:`AutoCalibration`
 lets the validation data decide.  Each candidate is fitted on ``cv - 1`` folds
 of the calibration set and scored on the held-out fold by the chosen
 ``criterion`` (NLL, top-label ECE or Brier score, all from
-:mod:`calkit.metrics`); the candidate with the lowest mean held-out score is
-refitted on all the data and used for prediction.  ``cv_results_`` holds every
-fold's score in the layout of scikit-learn's ``GridSearchCV.cv_results_``.
+:mod:`calkit.metrics`); the candidate with the lowest mean held-out score, or
+an earlier one in the list that it does not beat by more than a standard
+error (``se_rule``), is refitted on all the data and used for prediction.
+``cv_results_`` holds every fold's score in the layout of scikit-learn's
+``GridSearchCV.cv_results_``.
 
 A candidate that raises, returns a non-finite score or whose single fit takes
 longer than ``max_fit_time`` seconds is recorded in ``cv_results_["status"]``
@@ -140,6 +142,15 @@ class AutoCalibration(BaseCalibrator):
         ``split(X, y)`` such as a scikit-learn splitter.
     random_state : int, default=0
         Seed of the fold assignment.
+    se_rule : float, default=1.0
+        Preference for the earlier candidates (the default list starts with
+        temperature scaling, the fewest parameters): the choice is the first
+        candidate, in the given order, whose mean held-out criterion exceeds the
+        lowest mean by at most ``se_rule`` standard errors of its per-fold
+        differences from that best candidate (a paired one-standard-error rule,
+        after Breiman et al. 1984).  ``0`` takes the lowest mean.  A later
+        candidate must win clearly across the folds to be chosen, which guards
+        against differences the folds cannot resolve.
     max_fit_time : float or None, default=10.0
         Seconds one fit of a candidate may take; a candidate whose fit exceeds it
         is dropped after that fold (recorded, with a warning).  None: no limit.
@@ -157,7 +168,7 @@ class AutoCalibration(BaseCalibrator):
     best_candidate_ : str
         Name of the chosen candidate.
     best_index_ : int
-        Its row in ``cv_results_``.
+        Its row in ``cv_results_`` (not necessarily rank 1: see ``se_rule``).
     best_score_ : float
         Its mean held-out criterion (lower is better).
     best_calibrator_ : BaseCalibrator
@@ -191,11 +202,12 @@ class AutoCalibration(BaseCalibrator):
     _fitted_attributes: ClassVar[tuple[str, ...]] = ("best_calibrator_", "n_classes_")
 
     def __init__(self, candidates=None, criterion: str = "nll", cv=5, random_state: int = 0,
-                 max_fit_time: float | None = 10.0):
+                 se_rule: float = 1.0, max_fit_time: float | None = 10.0):
         self.candidates = candidates
         self.criterion = criterion
         self.cv = cv
         self.random_state = random_state
+        self.se_rule = se_rule
         self.max_fit_time = max_fit_time
 
     # ------------------------------------------------------------------ checks
@@ -220,6 +232,9 @@ class AutoCalibration(BaseCalibrator):
             raise ValueError(f"max_fit_time must be a positive number or None, got {t!r}")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral):
             raise ValueError(f"random_state must be an integer, got {self.random_state!r}")
+        r = self.se_rule
+        if isinstance(r, bool) or not isinstance(r, Real) or not r >= 0:
+            raise ValueError(f"se_rule must be a non-negative number, got {r!r}")
 
     # ------------------------------------------------------------------ fitting
     def _run_candidate(self, name, est, z, labels, folds, metric):
@@ -262,8 +277,7 @@ class AutoCalibration(BaseCalibrator):
         runs = [self._run_candidate(name, est, z, labels, folds, metric) for name, est in named]
         self.cv_results_ = self._results(named, runs, len(folds))
         mean = -self.cv_results_["mean_test_score"]
-        order = [i for i in np.argsort(np.where(np.isnan(mean), np.inf, mean), kind="stable")
-                 if np.isfinite(mean[i])]
+        order = self._preference(named, runs, mean)
         if not order:
             detail = "; ".join(f"{n}: {r[3]}" for (n, _), r in zip(named, runs, strict=True))
             raise ValueError(f"every AutoCalibration candidate failed ({detail})")
@@ -284,6 +298,22 @@ class AutoCalibration(BaseCalibrator):
         self.best_score_ = float(mean[self.best_index_])
         self.n_classes_ = int(z.shape[1])
         return self
+
+    def _preference(self, named, runs, mean) -> list[int]:
+        """Candidate rows in the order of choice: the ``se_rule`` pick first, then by mean."""
+        ok = [i for i in np.argsort(np.where(np.isnan(mean), np.inf, mean), kind="stable")
+              if np.isfinite(mean[i])]
+        if not ok:
+            return ok
+        scores = np.array([r[0] for r in runs])
+        best = scores[ok[0]]
+        n = scores.shape[1]
+        for i in sorted(ok):  # the given order: the first close enough to the best wins
+            d = scores[i] - best
+            se = d.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
+            if d.mean() <= self.se_rule * se:
+                return [i] + [j for j in ok if j != i]
+        return ok  # pragma: no cover - the best itself always qualifies
 
     def _results(self, named, runs, n_folds: int) -> dict:
         scores = np.array([r[0] for r in runs])
