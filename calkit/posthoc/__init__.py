@@ -77,3 +77,11 @@ __all__ = [
     "make_calibration_scorer",
     "make_calibrator",
 ]
+
+from calkit.posthoc.scaling_binning import ScalingBinning  # noqa: E402
+
+__all__ += ["ScalingBinning"]
+
+from calkit.posthoc.auto import AutoCalibration  # noqa: E402
+
+__all__ += ["AutoCalibration"]
