@@ -14,6 +14,7 @@ from calkit.metrics.binned import (
     error_from_table,
 )
 from calkit.metrics.bootstrap import BootstrapResult, bootstrap
+from calkit.metrics.consistency import ConsistencyTestResult, consistency_band, consistency_test
 from calkit.metrics.conventions import convention_error
 from calkit.metrics.grouped import grouped_calibration
 from calkit.metrics.ood import OODResult, ood_metrics, ood_score
@@ -55,4 +56,7 @@ __all__ = [
     "risk_coverage",
     "smooth_ece",
     "sweep_ece",
+    "ConsistencyTestResult",
+    "consistency_band",
+    "consistency_test",
 ]
