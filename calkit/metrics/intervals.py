@@ -89,7 +89,9 @@ def binomial_interval(successes, trials, *, method: str = "wilson",
         z2 = z * z
         centre = (k + z2 / 2) / (safe_n + z2)
         half = z / (safe_n + z2) * np.sqrt(np.maximum(k * (safe_n - k) / safe_n, 0) + z2 / 4)
-        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+        # exact at the ends (k = 0: low = 0; k = n: high = 1), not off by a rounding error
+        low = np.where(k > 0, np.clip(centre - half, 0, 1), 0.0)
+        high = np.where(k < safe_n, np.clip(centre + half, 0, 1), 1.0)
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             low = np.where(k > 0, betaincinv(np.maximum(k, 1e-300), safe_n - k + 1, alpha / 2),

@@ -897,7 +897,8 @@ def _draw_intervals(ax, table: BinTable, interval, color, label):
     ok = table.nonempty
     low, high = interval
     acc = table.mean_target[ok]
-    return ax.errorbar(table.mean_score[ok], acc, yerr=[acc - low[ok], high[ok] - acc],
+    yerr = np.maximum([acc - low[ok], high[ok] - acc], 0)  # never negative by rounding
+    return ax.errorbar(table.mean_score[ok], acc, yerr=yerr,
                        fmt="none", ecolor=color, elinewidth=1.1, capsize=2.5, zorder=6,
                        label=label)
 
