@@ -101,6 +101,14 @@ numpydoc_validation_checks = {"GL08", "PR02"}
 #: example file -> dotted names it needs
 GALLERY_REQUIRES = {
     "plot_temperature_scaling.py": ("calkit.posthoc.TemperatureScaling",),
+    "plot_calibrators.py": ("calkit.posthoc.TemperatureScaling", "calkit.posthoc.VectorScaling",
+                            "calkit.posthoc.EnsembleTemperatureScaling",
+                            "calkit.posthoc.SplineCalibration", "calkit.posthoc.HistogramBinning",
+                            "calkit.posthoc.IsotonicCalibration", "sklearn"),
+    "plot_consistency_bands.py": ("calkit.metrics.consistency_test",
+                                  "calkit.posthoc.TemperatureScaling"),
+    "plot_longtail.py": ("calkit.posthoc.TemperatureScaling",),
+    "plot_adafocal_gamma.py": ("torch", "calkit.training.AdaFocalLoss"),
 }
 
 

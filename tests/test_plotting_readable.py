@@ -190,7 +190,8 @@ def test_display_intervals_are_the_binomial_intervals(example, method, scipy_met
     for seg, j in zip(segments, np.flatnonzero(t.nonempty), strict=True):
         assert seg[0][0] == pytest.approx(t.mean_score[j])
         assert sorted([seg[0][1], seg[1][1]]) == pytest.approx([low[j], high[j]])
-    assert f"90% {method} interval" in disp.legend_texts()
+    name = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}[method]
+    assert f"90% {name} interval" in disp.legend_texts()
     with pytest.raises(ValueError, match="interval"):
         ReliabilityDisplay.from_predictions(y, p, interval="agresti")
 

@@ -37,18 +37,43 @@ def resolve_count_scale(count_scale: str, table: BinTable) -> str:
     return "log" if count.max() > table.n_samples / 2 else "linear"
 
 
+def _pair_positions(edges, scale: str, centres, max_width):
+    """Left ends, meeting points and right ends of each bin's two count bars (data units).
+
+    Without ``centres`` the bars tile the bin, split at its midpoint as drawn on ``scale``.
+    With them (the bins' mean scores) and ``max_width`` (in scale units), a bin wider than
+    ``max_width`` gets a pair ``max_width`` wide around its mean score, kept inside the
+    bin: on a zoomed axis a wide bin's wrong answers are not drawn at confidences nobody
+    predicted.
+    """
+    forward, inverse = _scale.FUNCTIONS[scale]
+    u = forward(edges)
+    ua, ub = u[:-1], u[1:]
+    if centres is None or max_width is None:
+        return edges[:-1], _scale.midpoints(scale, edges), edges[1:]
+    width = np.minimum(ub - ua, max_width)
+    c = forward(np.asarray(centres, dtype=np.float64))
+    c = np.where(np.isfinite(c), c, (ua + ub) / 2)
+    c = np.clip(c, ua + width / 2, ub - width / 2)
+    left = np.where(width < ub - ua, inverse(c - width / 2), edges[:-1])
+    right = np.where(width < ub - ua, inverse(c + width / 2), edges[1:])
+    return left, inverse(c), right
+
+
 def draw_split_counts(ax, edges, positive, negative, *, scale: str = "linear",
                       count_scale: str = "linear", labels=("correct", "wrong"),
-                      colors_=("tab:blue", "0.55"), counts: bool = False):
+                      colors_=("tab:blue", "0.55"), counts: bool = False, centres=None,
+                      max_width: float | None = None):
     """Two bars per bin, side by side: ``positive`` counts left, ``negative`` right.
 
     Each bin ``[a, b]`` is split at its midpoint *as drawn on* ``scale``, so both
-    halves have the same width on screen.  Returns ``(positive_bars,
-    negative_bars, markers)``; ``markers`` is the Line2D of the small-bar
-    markers (None when there are none).
+    halves have the same width on screen; with ``centres`` and ``max_width``
+    (see :func:`_pair_positions`) wide bins get a narrower pair at their mean
+    score.  Returns ``(positive_bars, negative_bars, markers)``; ``markers`` is
+    the Line2D of the small-bar markers (None when there are none).
     """
     edges = np.asarray(edges, dtype=np.float64)
-    mid = _scale.midpoints(scale, edges)
+    start, mid, stop = _pair_positions(edges, scale, centres, max_width)
     pos = np.asarray(positive, dtype=np.float64)
     neg = np.asarray(negative, dtype=np.float64)
     log = count_scale == "log"
@@ -56,9 +81,9 @@ def draw_split_counts(ax, edges, positive, negative, *, scale: str = "linear",
     # on a log axis a bar of height h from 0.5 ends at 0.5 + h: draw it to the count instead
     pos_h = np.where(pos > 0, pos - bottom, 0.0)
     neg_h = np.where(neg > 0, neg - bottom, 0.0)
-    pos_bars = ax.bar(edges[:-1], pos_h, width=mid - edges[:-1], bottom=bottom, align="edge",
+    pos_bars = ax.bar(start, pos_h, width=mid - start, bottom=bottom, align="edge",
                       color=colors_[0], edgecolor="white", linewidth=0.4, label=labels[0])
-    neg_bars = ax.bar(mid, neg_h, width=edges[1:] - mid, bottom=bottom, align="edge",
+    neg_bars = ax.bar(mid, neg_h, width=stop - mid, bottom=bottom, align="edge",
                       color=colors_[1], edgecolor="white", linewidth=0.4, label=labels[1])
     top = max(float(pos.max(initial=0)), float(neg.max(initial=0)), 1.0)
     if log:
@@ -69,7 +94,7 @@ def draw_split_counts(ax, edges, positive, negative, *, scale: str = "linear",
     markers = None
     if not log:
         small_x, small_y = [], []
-        for left, right, value in ((edges[:-1], mid, pos), (mid, edges[1:], neg)):
+        for left, right, value in ((start, mid, pos), (mid, stop, neg)):
             centre = _scale.midpoints(scale, np.c_[left, right].ravel())[::2]
             tiny = (value > 0) & (value < MARKER_BELOW * top)
             small_x += centre[tiny].tolist()
@@ -78,7 +103,7 @@ def draw_split_counts(ax, edges, positive, negative, *, scale: str = "linear",
             (markers,) = ax.plot(small_x, small_y, "v", color="0.15", ms=3.5,
                                  linestyle="none", zorder=4)
     if counts:
-        for left, right, value in ((edges[:-1], mid, pos), (mid, edges[1:], neg)):
+        for left, right, value in ((start, mid, pos), (mid, stop, neg)):
             centre = _scale.midpoints(scale, np.c_[left, right].ravel())[::2]
             for x, v in zip(centre, value, strict=True):
                 if v > 0:

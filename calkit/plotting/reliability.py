@@ -43,6 +43,7 @@ from calkit.plotting._axes import colors, hist_axes_below, panel_grid
 from calkit.plotting.histogram import draw_split_counts
 
 LAYOUTS = ("overlay", "side_by_side", "grid")
+_INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
 LEGENDS = ("auto", "outside", "best", "none")
 SMOOTH_MIN_SAMPLES = 3.0
 TITLE_WIDTH = 40
@@ -87,6 +88,9 @@ class ReliabilityDisplay:
     share_above : float, optional
         Share of the scores above 0.99 (for ``confidence_scale="auto"``); when
         None it is bounded from the tables (the bins lying wholly above 0.99).
+    near_one : float, optional
+        The largest score below 1: a zoomed axis reaches half a decade beyond it
+        (default: from the tables' edges and mean scores).
 
     Attributes
     ----------
@@ -149,7 +153,7 @@ class ReliabilityDisplay:
                  errors: Sequence[float], settings: dict | None = None,
                  score_ranges: Sequence[tuple[float, float]] | None = None,
                  smooth: Sequence | None = None, bands: Sequence | None = None,
-                 share_above: float | None = None):
+                 share_above: float | None = None, near_one: float | None = None):
         if not (len(tables) == len(names) == len(errors)) or not tables:
             raise ValueError("tables, names and errors must be non-empty and of equal length")
         self.tables = tuple(t.to_numpy() for t in tables)
@@ -164,6 +168,7 @@ class ReliabilityDisplay:
                              f"got {len(bands)}")
         self.band = None if bands is None else list(bands)
         self.share_above = None if share_above is None else float(share_above)
+        self.near_one = None if near_one is None else float(near_one)
         self.intervals = None
         self.outside_band = None if self.band is None else [
             None if b is None else b.outside(t.mean_target)
@@ -267,7 +272,8 @@ class ReliabilityDisplay:
         display = cls([r.table for r in results.values()], list(results),
                       [float(r) for r in results.values()], results[next(iter(results))].settings,
                       score_ranges=[(float(s.min()), float(s.max())) for s in scores],
-                      smooth=curves, bands=bands, share_above=share)
+                      smooth=curves, bands=bands, share_above=share,
+                      near_one=_largest_below_one(scores))
         plot_kw.setdefault("confidence", confidence)
         return display.plot(**plot_kw)
 
@@ -522,7 +528,8 @@ class ReliabilityDisplay:
              counts: bool = False, confidence_scale: str = "auto", interval: str | None = None,
              confidence: float = 0.95, legend: str = "auto",
              axis_labels: tuple[str, str] | None = None, hist_ax=None,
-             title: str | None = None, color=None) -> ReliabilityDisplay:
+             title: str | None = None, color=None,
+             count_labels: tuple[str, str] | None = None) -> ReliabilityDisplay:
         """Draw the diagram.
 
         Parameters
@@ -576,6 +583,10 @@ class ReliabilityDisplay:
             automatically).
         color : matplotlib colour, optional
             One colour for every model (default: matplotlib's colour cycle).
+        count_labels : (str, str), optional
+            Legend names of the two count bars (default by view: "correct" and
+            "wrong" for the top-label view, "class 1" and "class 0" for the
+            positive one).
 
         Returns
         -------
@@ -608,7 +619,8 @@ class ReliabilityDisplay:
                                     self.score_ranges[i]) for i, t in enumerate(self.tables)]
         low, high = _scale.limits(scale, np.concatenate(
             [np.r_[e[1:-1], t.mean_score, e[-1], t.mean_target]
-             for e, t in zip(edges_drawn, self.tables, strict=True)]))
+             for e, t in zip(edges_drawn, self.tables, strict=True)]
+            + [np.atleast_1d(self.near_one if self.near_one is not None else np.nan)]))
         self._limits = (low, high)
         self._ylimits = (low, _scale.accuracy_limit(scale, high, max(
             int(np.max(t.count)) for t in self.tables)))
@@ -618,8 +630,8 @@ class ReliabilityDisplay:
         self.interval_bars_, self.band_boxes_, self.outside_markers_ = [], [], []
         self.smooth_lines_ = [None] * n_models
         self.smooth_bands_ = [None] * n_models
-        count_labels = _COUNT_LABELS.get(self.settings.get("view", "top_label"),
-                                         _COUNT_LABELS["top_label"])
+        count_labels = count_labels or _COUNT_LABELS.get(self.settings.get("view", "top_label"),
+                                                         _COUNT_LABELS["top_label"])
         for i, (table, label, err) in enumerate(zip(self.tables, self.names, self.errors,
                                                     strict=True)):
             panel = 0 if n_panels == 1 else i
@@ -633,7 +645,8 @@ class ReliabilityDisplay:
             self.gap_bars_.append(gaps)
             self.interval_bars_.append(None if self.intervals is None else _draw_intervals(
                 a, table, self.intervals[i], palette[i] if overlaid else "black",
-                f"{100 * confidence:g}% {interval} interval" if i == 0 or not overlaid
+                f"{100 * confidence:g}% {_INTERVAL_NAMES[interval]} interval"
+                if i == 0 or not overlaid
                 else None))
             band = None if self.band is None else self.band[i]
             if band is None:
@@ -656,10 +669,12 @@ class ReliabilityDisplay:
                 self.wrong_bars_.append(None)
             else:
                 cscale = _count_scale(count_scale, table)
+                forward = _scale.FUNCTIONS[scale][0]
                 pos, neg, _ = draw_split_counts(
                     hax, edges, table.sum_target, table.count - table.sum_target, scale=scale,
                     count_scale=cscale, labels=count_labels, colors_=(palette[i], "0.6"),
-                    counts=counts)
+                    counts=counts, centres=None if scale == "linear" else table.mean_score,
+                    max_width=0.1 * float(forward(high) - forward(low)))
                 self.count_bars_.append(pos)
                 self.wrong_bars_.append(neg)
         if overlaid and self.hist_axes_[0] is not None:
@@ -850,6 +865,12 @@ def _scores(y_true, y_prob, view: str, sum_tol) -> np.ndarray:
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
     ((scores, _),) = score_target_pairs(data, view)
     return np.asarray(to_numpy(scores), dtype=np.float64)
+
+
+def _largest_below_one(scores) -> float:
+    """The largest score below 1 over all models (NaN when none is)."""
+    below = [s[s < 1].max() for s in scores if np.any(s < 1)]
+    return float(max(below)) if below else float("nan")
 
 
 def _score_range(y_true, y_prob, view: str, sum_tol) -> tuple[float, float]:
