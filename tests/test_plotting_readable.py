@@ -309,3 +309,28 @@ def test_from_estimator_and_from_calibrator(example):
     assert only.names == ("TemperatureScaling",)
     with pytest.raises(TypeError, match="predict_proba"):
         ReliabilityDisplay.from_estimator(object(), X, yy)
+
+
+def test_evaluation_figures_for_the_command_line(example):
+    from calkit.plotting import evaluation_figures
+
+    y, p, logits = example
+    one = evaluation_figures(y, p, smooth=False, interval="clopper-pearson",
+                             confidence_scale="error-rate", counts=True)
+    assert sorted(one) == ["confidence_histogram.png", "reliability_quantile.png",
+                           "reliability_uniform.png", "risk_coverage.png"]
+    ax = one["reliability_quantile.png"].axes[0]
+    assert ax.get_xscale() == "function" and "quantile" in ax.get_title()
+    # several files, each with its own labels: one panel each, the same tables as alone
+    half = len(y) // 2
+    two = evaluation_figures({"a": y[:half], "b": y[half:]}, {"a": p[:half], "b": p[half:]},
+                             strategies=("uniform",), smooth=False)
+    assert list(two) == ["reliability_uniform.png"]
+    fig = two["reliability_uniform.png"]
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    b_ece = float(calibration_error(y[half:], p[half:]))
+    assert any(t.startswith("b\n") and f"{100 * b_ece:.2f}%" in t for t in titles)
+    with pytest.raises(ValueError, match="same names"):
+        ReliabilityDisplay.from_predictions({"a": y}, {"b": p})
+    with pytest.raises(ValueError, match="strategies"):
+        evaluation_figures(y, p, strategies=("equal",))

@@ -7,6 +7,7 @@ can check what was drawn.
 """
 
 from calkit.plotting.curves import OODRocDisplay, RiskCoverageDisplay
+from calkit.plotting.figures import evaluation_figures
 from calkit.plotting.gamma import GammaDynamicsDisplay
 from calkit.plotting.histogram import ConfidenceHistogramDisplay
 from calkit.plotting.reliability import ReliabilityDisplay
@@ -17,4 +18,5 @@ __all__ = [
     "OODRocDisplay",
     "ReliabilityDisplay",
     "RiskCoverageDisplay",
+    "evaluation_figures",
 ]

@@ -58,7 +58,13 @@ FUNCTIONS = {"linear": (_identity, _identity), "-log(1-p)": (_error_rate, _error
 
 
 def resolve(scale: str, share_above: float | None) -> tuple[str, str | None]:
-    """The scale to draw and, for ``"auto"`` choosing a zoom, the reason to print."""
+    """The scale to draw and, for ``"auto"`` choosing a zoom, the reason to print.
+
+    ``"error-rate"`` is accepted as another name of ``"-log(1-p)"`` (handy on a command
+    line, where a value starting with ``-`` reads as an option).
+    """
+    if scale == "error-rate":
+        scale = "-log(1-p)"
     check_option(scale, "confidence_scale", SCALES)
     if scale != "auto":
         return scale, None

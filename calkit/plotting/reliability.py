@@ -197,8 +197,9 @@ class ReliabilityDisplay:
 
         Parameters
         ----------
-        y_true : array of shape (N,)
-            Integer labels (shared by all models).
+        y_true : array of shape (N,), or a mapping name -> array
+            Integer labels, shared by all models, or one array per model (the same
+            names as ``y_prob``; e.g. models evaluated on different files).
         y_prob : array of shape (N, K) or (N,), or a mapping name -> array
             Probabilities of one model, or of several models to compare.
         n_bins, strategy, closed, view, sum_tol
@@ -255,12 +256,19 @@ class ReliabilityDisplay:
         probs = dict(y_prob) if isinstance(y_prob, Mapping) else {name or "model": y_prob}
         if not probs:
             raise ValueError("y_prob must hold at least one model's probabilities")
-        results = {k: calibration_error(y_true, p, n_bins=n_bins, strategy=strategy,
+        if isinstance(y_true, Mapping):
+            if set(y_true) != set(probs):
+                raise ValueError("a mapping y_true needs the same names as y_prob, got "
+                                 f"{sorted(y_true)} and {sorted(probs)}")
+            labels = {k: y_true[k] for k in probs}
+        else:
+            labels = dict.fromkeys(probs, y_true)
+        results = {k: calibration_error(labels[k], p, n_bins=n_bins, strategy=strategy,
                                         closed=closed, view=view, sum_tol=sum_tol)
                    for k, p in probs.items()}
-        scores = [_scores(y_true, p, view, sum_tol) for p in probs.values()]
-        curves = [_smooth_ece()(y_true, p, view=view, sum_tol=sum_tol, band=smooth_band)
-                  for p in probs.values()] if smooth else None
+        scores = [_scores(labels[k], p, view, sum_tol) for k, p in probs.items()]
+        curves = [_smooth_ece()(labels[k], p, view=view, sum_tol=sum_tol, band=smooth_band)
+                  for k, p in probs.items()] if smooth else None
         bands = None
         if consistency_band:
             from calkit.metrics.consistency import consistency_band as band_of
@@ -561,6 +569,7 @@ class ReliabilityDisplay:
             Scale of both axes (:mod:`calkit.plotting._scale`).  ``"auto"``:
             the error-rate scale ``-log(1-p)`` when more than half of the
             scores are above 0.99 (said in the title), else linear.
+            ``"error-rate"`` is another name of ``"-log(1-p)"``.
         interval : {"wilson", "clopper-pearson"} or None, default=None
             Error bar on each bin's accuracy at level ``confidence``
             (:mod:`calkit.metrics.intervals`): Wilson's score interval (close to
