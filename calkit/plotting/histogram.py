@@ -23,6 +23,8 @@ from calkit.binning import BinTable, _bin_table
 from calkit.plotting import _scale
 from calkit.plotting._axes import colors, panel_grid
 
+__all__ = ["ConfidenceHistogramDisplay"]
+
 COUNT_SCALES = ("auto", "log", "linear")
 LOG_FLOOR = 0.5  # log-axis bars start here: a count of 1 stays a visible bar
 MARKER_BELOW = 0.015  # linear axes: bars shorter than this share of the axis get a marker

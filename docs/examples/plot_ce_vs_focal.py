@@ -1,6 +1,6 @@
 """
 Cross-entropy against focal loss: two ResNet-50s on CIFAR-10
-===========================================================
+============================================================
 
 The same architecture trained twice on CIFAR-10, with cross-entropy and with focal loss
 (Mukhoti et al. 2020), evaluated on the 10,000 test images.  Each panel has its own count
