@@ -700,6 +700,7 @@ class ReliabilityDisplay:
         return self
 
     def _make_axes(self, ax, n_panels: int, hist: bool, hist_ax=None, ncols=None):
+        self._inset = False  # counts are never drawn inside the diagram (kept for callers)
         if ax is None:
             if hist_ax is not None:
                 raise ValueError("hist_ax needs ax (the diagrams' axes) as well")
