@@ -56,6 +56,9 @@ version = release = calkit.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    # MathJax served from _static/mathjax (a copy packaged on PyPI), not from a CDN, so the
+    # maths renders offline; tests/test_docs.py checks the built pages name no CDN.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -72,8 +75,9 @@ html_theme = "furo"
 html_title = f"calkit {release}"
 html_static_path: list[str] = []
 
-# Offline build: no intersphinx, no remote images.
+# Offline build: no intersphinx, no remote images, no remote scripts.
 intersphinx_mapping: dict = {}
+mathjax_path = "mathjax/tex-chtml.js"
 
 # MyST: $...$ maths, ::: fences, anchors for headings (used by cross-page links).
 myst_enable_extensions = ["dollarmath", "colon_fence"]
@@ -97,6 +101,14 @@ numpydoc_validation_checks = {"GL08", "PR02"}
 #: example file -> dotted names it needs
 GALLERY_REQUIRES = {
     "plot_temperature_scaling.py": ("calkit.posthoc.TemperatureScaling",),
+    "plot_calibrators.py": ("calkit.posthoc.TemperatureScaling", "calkit.posthoc.VectorScaling",
+                            "calkit.posthoc.EnsembleTemperatureScaling",
+                            "calkit.posthoc.SplineCalibration", "calkit.posthoc.HistogramBinning",
+                            "calkit.posthoc.IsotonicCalibration", "sklearn"),
+    "plot_consistency_bands.py": ("calkit.metrics.consistency_test",
+                                  "calkit.posthoc.TemperatureScaling"),
+    "plot_longtail.py": ("calkit.posthoc.TemperatureScaling",),
+    "plot_adafocal_gamma.py": ("torch", "calkit.training.AdaFocalLoss"),
 }
 
 
@@ -122,12 +134,39 @@ def missing_requirements(names) -> list[str]:
     return [name for name in names if not _resolves(name)]
 
 
+def why_missing(dotted: str) -> str:
+    """What is missing for ``dotted``, in words: an uninstalled package, or a part of calkit.
+
+    ``torch`` -> ``"torch (not installed)"``; ``calkit.training.FocalLoss`` without torch
+    -> ``"calkit.training.FocalLoss, which needs torch (not installed)"``; a name calkit does
+    not have -> ``"calkit.x (not in this version of calkit)"``.
+    """
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            cause = exc  # calkit re-raises a missing optional package with a hint: unwrap it
+            while not isinstance(cause, ModuleNotFoundError) and cause.__cause__ is not None:
+                cause = cause.__cause__
+            absent = (getattr(cause, "name", None) or "").split(".")[0]
+            if absent and absent != "calkit":
+                return (f"{dotted} (not installed)" if absent == parts[0]
+                        else f"{dotted}, which needs {absent} (not installed)")
+            continue
+        break
+    if parts[0] != "calkit":
+        return f"{dotted} (not installed)"
+    return f"{dotted} (not in this version of calkit)"
+
+
 def gallery_ignore_pattern() -> str:
     """sphinx-gallery ``ignore_pattern``: ``__init__.py`` and examples whose needs are unmet."""
     skipped = [file for file, needs in GALLERY_REQUIRES.items() if missing_requirements(needs)]
     for file in skipped:
         print(f"calkit docs: gallery example {file} skipped, it needs "
-              f"{', '.join(missing_requirements(GALLERY_REQUIRES[file]))}")
+              f"{'; '.join(why_missing(n) for n in missing_requirements(GALLERY_REQUIRES[file]))}")
     return "|".join([r"__init__\.py"] + [re.escape(file) + "$" for file in skipped])
 
 
@@ -480,7 +519,7 @@ def _unmet(options: dict) -> list[str]:
     missing = [f"the real data {p} (not under {SHARED_DATA})"
                for p in options.get("requires-data", "").split()
                if not (SHARED_DATA / p).exists()]
-    missing += [f"{name} (not in this version of calkit)"
+    missing += [why_missing(name)
                 for name in missing_requirements(options.get("requires", "").split())]
     return missing
 

@@ -178,6 +178,19 @@ def test_missing_requirements(conf):
     assert conf["missing_requirements"](absent) == absent
 
 
+def test_why_missing_names_what_is_missing(conf, monkeypatch):
+    why = conf["why_missing"]
+    assert why("calkit.no_such_name") == "calkit.no_such_name (not in this version of calkit)"
+    assert why("surely_not_a_package_here") == "surely_not_a_package_here (not installed)"
+    # without torch: torch itself is "not installed", calkit.training "needs torch"
+    monkeypatch.setitem(sys.modules, "torch", None)
+    for name in [m for m in sys.modules if m.startswith("calkit.training")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert why("torch") == "torch (not installed)"
+    assert why("calkit.training.FocalLoss") == ("calkit.training.FocalLoss, which needs torch "
+                                                "(not installed)")
+
+
 def test_gallery_skips_examples_whose_needs_are_unmet(conf, monkeypatch, capsys):
     globs = conf["gallery_ignore_pattern"].__globals__
     monkeypatch.setitem(globs, "GALLERY_REQUIRES", {"plot_a.py": ("calkit.nothing_here",),
@@ -278,3 +291,14 @@ def test_docs_build_with_warnings_as_errors(tmp_path, shared_data):
     index = (tmp_path / "html" / "index.html").read_text()
     assert "getting_started.html" in index and "auto_examples/index.html" in index
     assert (tmp_path / "html" / "api" / "calkit.metrics.html").exists()
+    # maths renders offline: MathJax is served from _static, no page names a CDN
+    assert (tmp_path / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
+    cdn = re.compile(r"https?://[^\s\"']*(cdn|mathjax|jsdelivr|unpkg|cdnjs)", re.I)
+    loaders = 0
+    for page in (tmp_path / "html").rglob("*.html"):
+        text = page.read_text(errors="replace")
+        assert not cdn.search(text), (page, cdn.search(text).group(0))
+        for src in re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', text, re.I):
+            assert "_static/mathjax/tex-chtml.js" in src and "//" not in src, (page, src)
+            loaders += 1
+    assert loaders > 0  # the pages with maths load the local copy

@@ -50,6 +50,12 @@ def _rects(container):
     return np.array([[r.get_x(), r.get_width(), r.get_y(), r.get_height()] for r in container])
 
 
+def _tops(container):
+    """Where each count bar ends (0 for an empty one): log-axis bars start at 0.5."""
+    return np.array([r.get_y() + r.get_height() if r.get_height() > 0 else 0.0
+                     for r in container])
+
+
 def test_reliability_bars_equal_brute_force_bins(example):
     y, p, _ = example
     disp = ReliabilityDisplay.from_predictions(y, p, n_bins=15, name="net")
@@ -70,10 +76,13 @@ def test_reliability_bars_equal_brute_force_bins(example):
     gaps = _rects(disp.gap_bars_[0])
     np.testing.assert_allclose(gaps[:, 2], tsum[ok] / count[ok], atol=1e-12)
     np.testing.assert_allclose(gaps[:, 2] + gaps[:, 3], ssum[ok] / count[ok], atol=1e-12)
-    # count panel: every bin, empty ones at zero
-    np.testing.assert_array_equal(_rects(disp.count_bars_[0])[:, 3], count)
+    # count panel: every bin, correct and wrong side by side, empty ones at zero
+    np.testing.assert_array_equal(_tops(disp.count_bars_[0]), tsum)
+    np.testing.assert_array_equal(_tops(disp.wrong_bars_[0]), count - tsum)
+    right, wrong = _rects(disp.count_bars_[0]), _rects(disp.wrong_bars_[0])
+    np.testing.assert_allclose(right[:, 0] + right[:, 1], wrong[:, 0])  # they meet
     ece = brute_ece(conf, correct, uniform_edges(15))
-    assert disp.ax_.get_legend().get_texts()[0].get_text() == f"net (ECE {100 * ece:.2f}%)"
+    assert disp.legend_texts()[0] == f"net (ECE {100 * ece:.2f}%)"
     assert disp.hist_axes_[0].get_yscale() == "log"
     assert _png_bytes(disp.figure_)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -87,7 +96,7 @@ def test_reliability_quantile_bars_have_variable_width(example):
     np.testing.assert_allclose(bars[1:-1, 1], np.diff(edges)[1:-1])
     assert np.ptp(bars[:, 1]) > 0.1                     # really different widths
     np.testing.assert_allclose(bars[:, 3], r.table.mean_target)
-    counts = _rects(disp.count_bars_[0])[:, 3]
+    counts = _tops(disp.count_bars_[0]) + _tops(disp.wrong_bars_[0])
     assert counts.max() - counts.min() <= 1             # equal mass (distinct scores)
     assert disp.hist_axes_[0].get_yscale() == "linear"
     assert "10 quantile bins" in disp.ax_.get_title()
@@ -111,12 +120,17 @@ def test_reliability_overlay_and_side_by_side(example):
     assert side.axes_[1].get_title().startswith("T=2")
 
 
-def test_reliability_on_given_axes_uses_an_inset(example):
+def test_reliability_on_given_axes_puts_the_counts_below(example):
     y, p, _ = example
     fig, ax = plt.subplots()
     disp = ReliabilityDisplay.from_predictions(y, p, ax=ax)
     assert disp.ax_ is ax and disp.figure_ is fig
-    assert disp.hist_axes_[0] in ax.child_axes
+    hax = disp.hist_axes_[0]
+    fig.canvas.draw()
+    # the count panel is taken from the bottom of ax: it shares x and covers nothing
+    top, bottom = ax.get_window_extent(), hax.get_window_extent()
+    assert bottom.y1 <= top.y0 + 1e-6 and hax.get_shared_x_axes().joined(ax, hax)
+    assert ax.get_legend() is not None      # legend="auto" on given axes: "best", inside
     fig2, axes = plt.subplots(1, 2)
     with pytest.raises(ValueError, match="needs 1 axes"):
         ReliabilityDisplay.from_predictions(y, p, ax=list(axes))
@@ -136,7 +150,7 @@ def test_reliability_from_result_sweep_and_errors(example):
     with pytest.raises(ValueError, match="view must be one of"):
         ReliabilityDisplay.from_predictions(y, p, view="classwise")
     with pytest.raises(ValueError, match="layout must be one of"):
-        ReliabilityDisplay.from_predictions(y, p, layout="grid")
+        ReliabilityDisplay.from_predictions(y, p, layout="mosaic")
     with pytest.raises(ValueError, match="CalibrationResult"):
         ReliabilityDisplay.from_result({"x": 0.1})
 
@@ -156,10 +170,15 @@ def test_confidence_histogram_counts(example):
     disp = ConfidenceHistogramDisplay.from_predictions(y, p, n_bins=20)
     conf, correct = p.max(1), p.argmax(1) == y
     count, _, tsum = brute_bins(conf, correct, uniform_edges(20))
-    np.testing.assert_array_equal(_rects(disp.correct_bars_[0])[:, 3], tsum)
-    wrong = _rects(disp.wrong_bars_[0])
-    np.testing.assert_array_equal(wrong[:, 3], count - tsum)
-    np.testing.assert_array_equal(wrong[:, 2], tsum)     # stacked on the correct ones
+    np.testing.assert_array_equal(_tops(disp.correct_bars_[0]), tsum)
+    np.testing.assert_array_equal(_tops(disp.wrong_bars_[0]), count - tsum)
+    right, wrong = _rects(disp.correct_bars_[0]), _rects(disp.wrong_bars_[0])
+    edges = uniform_edges(20)
+    # side by side, not stacked: correct on the left half of each bin, wrong on the right
+    np.testing.assert_allclose(right[:, 0], edges[:-1])
+    np.testing.assert_allclose(wrong[:, 0], (edges[:-1] + edges[1:]) / 2)
+    np.testing.assert_allclose(wrong[:, 0] + wrong[:, 1], edges[1:])
+    assert np.all(wrong[:, 2] == 0.5)     # log axis: bars start at 0.5, a count of 1 shows
     assert disp.accuracy[0] == pytest.approx(correct.mean())
     assert disp.mean_confidence[0] == pytest.approx(conf.mean())
     # the top bin holds most samples: "auto" switches to a log axis, "linear" keeps it linear
@@ -267,6 +286,8 @@ def test_reliability_smooth_curve(example):
     # drawn where the kernel-weighted sample count N density sqrt(2 pi) sigma is >= 3
     dense = len(y) * np.asarray(r.density) * np.sqrt(2 * np.pi) * r.sigma >= 3
     np.testing.assert_array_equal(dense, smooth_visible(r))
+    conf = p.max(1)  # ... and never beyond the data
+    dense &= (np.asarray(r.grid) >= conf.min()) & (np.asarray(r.grid) <= conf.max())
     np.testing.assert_allclose(line.get_ydata()[dense], np.asarray(r.curve)[dense])
     assert np.isnan(line.get_ydata()[~dense]).all() and (~dense).any()
     assert line.get_label() == f"smooth curve (smECE {100 * float(r):.2f}%)"
@@ -283,7 +304,8 @@ def test_reliability_smooth_band(example):
     band = disp.smooth_bands_[0]
     # the shaded polygon runs along the band's upper and lower edges where data are dense
     vertices = np.concatenate([path.vertices for path in band.get_paths()])
-    dense = smooth_visible(r)
+    grid = np.asarray(r.grid)
+    dense = smooth_visible(r) & (grid >= p.max(1).min()) & (grid <= p.max(1).max())
     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
     for x, lo, hi in zip(np.asarray(r.grid)[dense][::20], low[dense][::20], high[dense][::20],
                          strict=True):
@@ -291,7 +313,7 @@ def test_reliability_smooth_band(example):
         assert np.isclose(ys, lo).any() and np.isclose(ys, hi).any()
     assert (high[dense] >= low[dense]).all() and (high[dense] - low[dense]).max() > 0
     assert band.get_label() == "95% bootstrap band"
-    labels = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    labels = disp.legend_texts()
     assert labels[-2:] == ["95% bootstrap band", "perfect calibration"]
     none = ReliabilityDisplay.from_predictions(y, p, smooth=True, smooth_band=None)
     assert none.smooth_bands_ == [None] and none.smooth_lines_[0] is not None

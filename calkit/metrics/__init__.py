@@ -25,6 +25,7 @@ from calkit.metrics.clinical import (
     logistic_calibration,
     smoothed_calibration_errors,
 )
+from calkit.metrics.consistency import ConsistencyTestResult, consistency_band, consistency_test
 from calkit.metrics.conventions import convention_error
 from calkit.metrics.cumulative import KSCalibrationResult, ks_calibration_error
 from calkit.metrics.decompositions import (
@@ -96,4 +97,7 @@ __all__ = [
     "risk_coverage",
     "smooth_ece",
     "sweep_ece",
+    "ConsistencyTestResult",
+    "consistency_band",
+    "consistency_test",
 ]

@@ -8,6 +8,7 @@ can check what was drawn.
 
 from calkit.plotting.cumulative import CumulativeCalibrationDisplay
 from calkit.plotting.curves import OODRocDisplay, RiskCoverageDisplay
+from calkit.plotting.figures import evaluation_figures
 from calkit.plotting.gamma import GammaDynamicsDisplay
 from calkit.plotting.histogram import ConfidenceHistogramDisplay
 from calkit.plotting.reliability import ReliabilityDisplay
@@ -19,4 +20,5 @@ __all__ = [
     "OODRocDisplay",
     "ReliabilityDisplay",
     "RiskCoverageDisplay",
+    "evaluation_figures",
 ]

@@ -23,22 +23,37 @@ def colors(n: int) -> list:
     return [cycle[i % len(cycle)] for i in range(n)]
 
 
-def panel_grid(n_panels: int, with_hist: bool, panel_size=(4.6, 4.2)):
-    """A figure with ``n_panels`` main axes side by side and, optionally, a
-    count panel under each (height ratio 3:1).  Returns (figure, axes, hist_axes)."""
+def panel_grid(n_panels: int, with_hist: bool, panel_size=(4.6, 4.2), ncols: int | None = None,
+               sharey: bool = False):
+    """A figure with ``n_panels`` main axes in rows of ``ncols`` (default: one row) and,
+    optionally, a count panel under each (height ratio 3:1, sharing its x axis).
+
+    Returns (figure, axes, hist_axes); ``hist_axes`` is a list of None without counts.
+    Unused grid cells are removed.
+    """
     plt = pyplot()
+    ncols = n_panels if ncols is None else max(1, min(int(ncols), n_panels))
+    nrows = -(-n_panels // ncols)
     width, height = panel_size
-    if not with_hist:
-        fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, height),
-                                 squeeze=False, layout="constrained")
-        return fig, list(axes[0]), [None] * n_panels
-    fig, axes = plt.subplots(2, n_panels, figsize=(width * n_panels, height * 4 / 3),
-                             squeeze=False, sharex="col", layout="constrained",
-                             gridspec_kw={"height_ratios": [3, 1]})
-    return fig, list(axes[0]), list(axes[1])
+    per_row = 2 if with_hist else 1
+    fig = plt.figure(figsize=(width * ncols, height * nrows * (4 / 3 if with_hist else 1)),
+                     layout="constrained")
+    grid = fig.add_gridspec(per_row * nrows, ncols,
+                            height_ratios=[3, 1] * nrows if with_hist else None)
+    axes, hist_axes = [], []
+    for i in range(n_panels):
+        row, col = divmod(i, ncols)
+        share = axes[0] if (sharey and axes) else None
+        ax = fig.add_subplot(grid[per_row * row, col], sharey=share)
+        axes.append(ax)
+        hist_axes.append(fig.add_subplot(grid[per_row * row + 1, col], sharex=ax)
+                         if with_hist else None)
+    return fig, axes, hist_axes
 
 
-def inset_hist_axes(ax):
-    """A small count panel inside ``ax``, under the legend, where top-label bins are empty."""
-    return ax.inset_axes([0.09, 0.45, 0.32, 0.24])
+def hist_axes_below(ax, size: str = "32%", pad: float = 0.08):
+    """A count panel under ``ax``, sharing its x axis, taken from ``ax``'s own space
+    (so it never covers the diagram's bars or markers)."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
 
+    return make_axes_locatable(ax).append_axes("bottom", size=size, pad=pad, sharex=ax)

@@ -22,8 +22,9 @@ def ce_vs_focal() -> None:
         with np.load(folder / f"resnet50_cifar10_{stem}_test_0.9_vanilla.npz",
                      allow_pickle=False) as d:
             probs[name], labels = softmax(d["logits"]), d["labels"]
-    disp = ReliabilityDisplay.from_predictions(labels, probs, layout="side_by_side", smooth=True)
-    disp.figure_.suptitle("CIFAR-10 ResNet-50, 10,000 test images", fontsize="medium")
+    disp = ReliabilityDisplay.from_predictions(labels, probs, layout="side_by_side", smooth=True,
+                                               interval="wilson",
+                                               title="CIFAR-10 ResNet-50, 10,000 test images")
     disp.figure_.savefig(OUT / "reliability_ce_vs_focal.png", dpi=100)
 
 
@@ -35,11 +36,12 @@ def llm_confidence() -> None:
                          ("token probability", "chosen_token_confidence")]:
         pred = load_predictions(path, where=where, confidence_col=column, dropna=True)
         results[name] = calibration_error(pred.y_true, pred.y_prob, view="positive", n_bins=10)
-    disp = ReliabilityDisplay.from_result(results, layout="side_by_side",
+    disp = ReliabilityDisplay.from_result(results, layout="side_by_side", interval="wilson",
                                           axis_labels=("Confidence",
-                                                       "Fraction of answers correct"))
-    disp.figure_.suptitle("Llama-3.1-70B-Instruct on 5 QA sets: stated vs token-probability "
-                          "confidence", fontsize="medium")
+                                                       "Fraction of answers correct"),
+                                          count_labels=("correct", "wrong"),
+                                          title="Llama-3.1-70B-Instruct on 5 QA sets: stated vs "
+                                                "token-probability confidence")
     disp.figure_.savefig(OUT / "reliability_llm_confidence.png", dpi=100)
 
 
