@@ -1,4 +1,4 @@
-"""calkit.integrations.transformers with tiny random-weight models built from configs (no download)."""
+"""calkit.integrations.transformers on tiny random models built from configs (no download)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def test_loss_func_divides_by_num_items_in_batch():
     y = torch.randint(0, 3, (4, 5), generator=g)
     y[0, :2] = -100
     keep = y.reshape(-1) != -100
-    per_token = AdaFocalLoss(n_bins=3, reduction="none")(z.reshape(-1, 3)[keep], y.reshape(-1)[keep])
+    per_token = AdaFocalLoss(n_bins=3, reduction="none")(z.reshape(-1, 3)[keep],
+                                                         y.reshape(-1)[keep])
     value = fn({"logits": z}, y, num_items_in_batch=torch.tensor(36))
     torch.testing.assert_close(value, per_token.sum() / 36)
     torch.testing.assert_close(fn({"logits": z}, y), per_token.mean())

@@ -1,4 +1,4 @@
-"""Hugging Face ``transformers``: calibration metrics, AdaFocal in ``Trainer``, LLM option confidences.
+"""Hugging Face ``transformers``: calibration metrics, AdaFocal in ``Trainer``, LLM confidences.
 
 * :func:`calibration_metrics` makes a ``compute_metrics`` for ``Trainer``: ECE
   (equal-width and equal-mass), debiased ECE, MCE, Brier, NLL and accuracy of
