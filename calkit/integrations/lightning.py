@@ -195,14 +195,10 @@ class AdaFocalCallback(_ValidationOutputs):
         self._logits, self._targets = [], []
         if not self._due(trainer):
             return
-        if not logits and trainer.world_size == 1:
+        if not logits:  # no validation batch ran (Lightning's sampler gives every rank some)
             return
         device = self.loss.gammas.device
-        if logits:
-            z, y = torch.cat(logits).to(device), torch.cat(targets).to(device)
-        else:  # an empty shard still takes part in the gather
-            z = torch.zeros((0, 2), device=device)
-            y = torch.zeros(0, dtype=torch.int64, device=device)
+        z, y = torch.cat(logits).to(device), torch.cat(targets).to(device)
         record = self.loss.update(z, y, epoch=trainer.current_epoch + 1,
                                   distributed=trainer.world_size > 1)
         self._last_step = trainer.global_step
