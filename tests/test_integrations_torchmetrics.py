@@ -164,3 +164,25 @@ def test_float64_sums_where_torchmetrics_float32_drifts():
     exact = abs(float(np.float32(0.7)) - 0.3)
     assert float(ours.compute()) == pytest.approx(exact, rel=1e-12)
     assert abs(float(ref.compute()) - exact) > 1e-7  # float32 drift
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(cuts=st.lists(st.integers(0, 500), max_size=4),
+                  convention=st.sampled_from(["calkit", "torchmetrics"]))
+def test_any_split_merges_to_the_same_state(cuts, convention):
+    p, y = multiclass(n=500, k=4, saturated=20, seed=9)
+    whole = CalibrationError(num_classes=4, n_bins=7, convention=convention)
+    whole.update(p, y)
+    bounds = [0, *sorted(cuts), 500]
+    merged = CalibrationError(num_classes=4, n_bins=7, convention=convention)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        part = CalibrationError(num_classes=4, n_bins=7, convention=convention)
+        part.update(p[a:b], y[a:b])
+        merged.merge_state(part)
+    assert torch.equal(merged.count, whole.count)
+    torch.testing.assert_close(merged.sum_score, whole.sum_score, rtol=1e-14, atol=1e-12)
+    assert float(merged.compute()) == pytest.approx(float(whole.compute()), rel=1e-12)
