@@ -193,7 +193,8 @@ API_DIR = DOCS / "api"
 #: Modules in the order data flows through calkit; those that do not import are skipped.
 API_ORDER = ("calkit", "calkit.binning", "calkit.metrics", "calkit.logits", "calkit.posthoc",
              "calkit.training", "calkit.plotting", "calkit.stream", "calkit.distributed",
-             "calkit.chunked", "calkit.report", "calkit.io", "calkit.cli", "calkit.datasets")
+             "calkit.chunked", "calkit.report", "calkit.io", "calkit.cli", "calkit.datasets",
+             "calkit.integrations")
 
 #: Public names allowed to lack an ``Examples`` section (none since 2026-11-25).  The build
 #: warns (an error under -W) for any other public function or class without one, and
