@@ -166,7 +166,7 @@ def test_calibration_callback_metrics_and_csv_diagram(tmp_path):
     expected = {"ece": calkit.ece(yn, p, n_bins=5),
                 "ece_quantile": calkit.ece(yn, p, n_bins=5, strategy="quantile"),
                 "mce": calkit.ece(yn, p, n_bins=5, norm="max"),
-                "debiased_ece": calkit.debiased_ece(yn, p, n_bins=5, strategy="uniform"),
+                "debiased_ece_uniform": calkit.debiased_ece(yn, p, n_bins=5, strategy="uniform"),
                 "brier": calkit.brier_score(yn, p), "nll": calkit.nll(yn, p),
                 "accuracy": calkit.accuracy(yn, p)}
     assert cb.last_metrics == pytest.approx(expected, rel=1e-5, abs=1e-6)

@@ -224,7 +224,7 @@ class CalibrationCallback(_ValidationOutputs):
     Parameters
     ----------
     n_bins : int, default=15
-        Equal-width bins of ``ece``, ``mce``, ``debiased_ece`` and the diagram
+        Equal-width bins of ``ece``, ``mce``, ``debiased_ece_uniform`` and the diagram
         (and the equal-mass bins of ``ece_quantile``).
     from_logits : bool, default=True
         Whether the validation outputs are logits (softmax per batch) or
@@ -292,7 +292,7 @@ class CalibrationCallback(_ValidationOutputs):
         if acc.n_samples == 0:
             return
         out = acc.compute()
-        keys = ["ece", "mce", "debiased_ece", "brier", "nll", "accuracy"]
+        keys = ["ece", "mce", "debiased_ece_uniform", "brier", "nll", "accuracy"]
         keys += ["ece_quantile"] if self.equal_mass else []
         self.last_metrics = {k: float(out[k]) for k in keys}
         for k, v in self.last_metrics.items():

@@ -99,6 +99,6 @@ def evaluate_spark(frame, label: str, scores, **kwargs) -> dict:
     >>> from calkit.integrations.spark import evaluate_spark
     >>> out = evaluate_spark(clicks, "clicked", "p_click")                        # doctest: +SKIP
     >>> sorted(out)[:3]                                                            # doctest: +SKIP
-    ['accuracy', 'brier', 'debiased_ece']
+    ['accuracy', 'brier', 'debiased_ece_uniform']
     """
     return accumulate_spark(frame, label, scores, **kwargs).compute()

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from calkit._validation import check_classification, check_n_bins, check_option
-from calkit.binning import BinTable, bin_table
+from calkit._validation import check_classification, check_n_bins, check_option, check_scores
+from calkit.binning import BinTable, _bin_table_explicit, bin_table
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import NORMS, debiased_error_from_table, error_from_table
 from calkit.metrics.scores import _brier_per_sample, _true_class_prob
@@ -117,7 +117,9 @@ class _BinTableMetric(Metric):
             return
         if self.convention == "torchmetrics":
             scores, targets, edges = self._torchmetrics_pairs(preds, target)
-            table = bin_table(scores, targets, edges=edges, closed="left")
+            # the extra top edge above 1 gives a confidence of exactly 1.0 its own slot, as
+            # torchmetrics does; bin_table's public check keeps edges inside [0, 1]
+            table = _bin_table_explicit(check_scores(scores), targets, edges, "left")
         else:
             data = check_classification(target, preds)
             view = "positive" if self.task == "binary" else "top_label"

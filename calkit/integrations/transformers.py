@@ -115,7 +115,7 @@ class _CalibrationMetrics:
         if acc.n_samples == 0:
             raise ValueError("no labelled evaluation samples (every label is ignore_index?)")
         out = acc.compute()
-        keys = ["ece", "mce", "debiased_ece", "brier", "nll", "accuracy"]
+        keys = ["ece", "mce", "debiased_ece_uniform", "brier", "nll", "accuracy"]
         keys += ["ece_quantile"] if self.equal_mass else []
         metrics = {k: float(out[k]) for k in keys}
         self.n_evaluations += 1
@@ -160,7 +160,7 @@ def calibration_metrics(n_bins: int = 15, *, ignore_index: int | None = -100,
     -------
     callable
         ``compute_metrics(eval_pred, compute_result=None) -> dict`` with keys
-        ``ece``, ``mce``, ``debiased_ece``, ``brier``, ``nll``, ``accuracy`` (and
+        ``ece``, ``mce``, ``debiased_ece_uniform``, ``brier``, ``nll``, ``accuracy`` (and
         ``ece_quantile``); ``Trainer`` prefixes them with ``eval_``.  With
         ``TrainingArguments(batch_eval_metrics=True)`` it updates a fixed-size
         state per batch and returns the metrics on the last one.
@@ -177,7 +177,7 @@ def calibration_metrics(n_bins: int = 15, *, ignore_index: int | None = -100,
     >>> metrics = calibration_metrics(n_bins=10)
     >>> out = metrics(SimpleNamespace(predictions=logits, label_ids=labels))
     >>> sorted(out)
-    ['accuracy', 'brier', 'debiased_ece', 'ece', 'ece_quantile', 'mce', 'nll']
+    ['accuracy', 'brier', 'debiased_ece_uniform', 'ece', 'ece_quantile', 'mce', 'nll']
     >>> abs(out["ece"] - calkit.ece(labels, calkit.softmax(logits), n_bins=10)) < 1e-12
     True
     """

@@ -58,6 +58,7 @@ CALIBRATORS = {
     "IsotonicCalibration": "calkit.posthoc.isotonic",
     "MatrixScaling": "calkit.posthoc.temperature",
     "PlattScaling": "calkit.posthoc.binary",
+    "ScalingBinning": "calkit.posthoc.scaling_binning",
     "SplineCalibration": "calkit.posthoc.spline",
     "TemperatureScaling": "calkit.posthoc.temperature",
     "VectorScaling": "calkit.posthoc.temperature",

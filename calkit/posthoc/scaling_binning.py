@@ -68,6 +68,7 @@ from calkit._validation import check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, quantile_edges
 from calkit.logits import softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import MULTICLASS, rescale_top_label
 from calkit.posthoc.binary import _fit_logistic
 from calkit.posthoc.temperature import TemperatureScaling
@@ -180,8 +181,33 @@ class ScalingBinning(BaseCalibrator):
     (True, True)
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("temperature_", "coef_", "edges_",
-                                                     "values_", "offsets_", "n_classes_")
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "temperature_": ValueSpec("float", gt=0),
+        "coef_": ValueSpec("array", shape=("*", 2)),
+        "edges_": ValueSpec("array", shape=("*",), ge=0, le=1),
+        "values_": ValueSpec("array", shape=("*",), ge=0, le=1),
+        "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
+        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+    _param_spec: ClassVar[dict[str, ValueSpec]] = {
+        "multiclass": ValueSpec("str", choices=MULTICLASS),
+        "scaling": ValueSpec("str", choices=SCALINGS),
+        "prob_floor": ValueSpec("float", ge=0, lt=0.5)}
+
+    def _check_fitted_values(self) -> None:
+        """Loaded maps: one per class (one for top-label), each with one more edge than values."""
+        o, coef = np.asarray(self.offsets_), np.asarray(self.coef_)
+        n_maps = 1 if self.multiclass == "top_label" else self.n_classes_
+        if coef.shape[0] != n_maps or o.shape[0] != n_maps + 1:
+            raise ValueError(f"coef_ must have {n_maps} rows and offsets_ {n_maps + 1} "
+                             f"(multiclass={self.multiclass!r}, {self.n_classes_} classes)")
+        lengths = np.diff(o, axis=0)
+        if (o[0] != 0).any() or o[-1].tolist() != [len(self.edges_), len(self.values_)] \
+                or (lengths[:, 1] < 1).any() or (lengths[:, 0] != lengths[:, 1] + 1).any():
+            raise ValueError("offsets_ must cut edges_ and values_ into maps of n + 1 edges "
+                             "and n >= 1 values")
+        if self.prob_floor * self.n_classes_ >= 1:
+            raise ValueError(f"prob_floor={self.prob_floor} is too large for "
+                             f"{self.n_classes_} classes")
 
     def __init__(self, n_bins: int = 15, scaling: str = "platt",
                  multiclass: str = "top_label", split: str = "none",
