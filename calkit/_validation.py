@@ -461,6 +461,10 @@ def _labels_and_classes(y_true, n: int, n_classes: int, like, classes, name: str
     """:func:`check_labels`, also returning the class list used (or None)."""
     y = _as_array(y_true, name, labels=True)
     found = None
+    if not is_torch(y) and y.dtype.kind == "O" and y.size:
+        numeric = np.array(y.tolist())  # e.g. a pandas object column of Python ints
+        if numeric.dtype.kind in "biufc" and numeric.shape == y.shape:
+            y = _as_array(numeric, name)
     if classes is not None or (not is_torch(y) and y.dtype.kind in "USO"):
         if y.ndim != 1:
             raise ValueError(f"{name} must be 1-D when labels are mapped through classes, "
