@@ -214,6 +214,9 @@ def risk_coverage(y_true, y_prob, *, confidence=None, view: str | None = None,
 def aurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Area under the risk-coverage curve (ties: expectation over orders).
 
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
+
     Examples
     --------
     >>> import numpy as np
@@ -226,6 +229,9 @@ def aurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
 
 def eaurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Excess AURC over the oracle ranking (Geifman et al. 2019).
+
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
 
     Examples
     --------
@@ -241,6 +247,9 @@ def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None,
                          view: str | None = None) -> float:
     """Accuracy on the most confident ``coverage`` share of the samples.
 
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
+
     Examples
     --------
     >>> import numpy as np
@@ -255,6 +264,9 @@ def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None,
 def coverage_at_risk(y_true, y_prob, risk: float, *, confidence=None,
                      view: str | None = None) -> float:
     """Largest coverage a confidence threshold reaches with selective risk <= ``risk``.
+
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
 
     Examples
     --------
