@@ -71,8 +71,9 @@ class RiskCoverage(Exportable):
     True
     >>> round(rc.aurc, 4), round(rc.eaurc, 4), rc.accuracy_at_coverage(0.8)
     (0.0093, 0.0082, 0.99125)
-    >>> list(rc.to_frame().columns), len(rc.to_frame()) == len(rc.coverage)  # a row per point
-    (['coverage', 'risk', 'threshold'], True)
+    >>> d = rc.to_dict()   # JSON-ready; rc.to_frame() (pandas) has a row per curve point
+    >>> len(d["coverage"]) == len(rc.coverage), d["n_errors"]
+    (True, 91)
     """
 
     coverage: np.ndarray
