@@ -48,7 +48,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from calkit._array import Array, is_torch, torch_module
+from calkit._array import Array, is_torch, to_numpy, torch_module
 from calkit._threads import share_work, worker_count
 
 _ROW_BLOCK_BYTES = 1 << 19  # rows are processed in blocks of about 512 KiB (well inside L2)
@@ -235,7 +235,7 @@ def _same_kind(x, like, name: str, like_name: str):
             raise ValueError(f"{name} is on {x.device} but {like_name} is on {like.device}")
         return x
     if is_torch(x):
-        return x.cpu().numpy()
+        return to_numpy(x)
     return x
 
 
@@ -461,14 +461,17 @@ def _labels_and_classes(y_true, n: int, n_classes: int, like, classes, name: str
     """:func:`check_labels`, also returning the class list used (or None)."""
     y = _as_array(y_true, name, labels=True)
     found = None
+    if not is_torch(y) and y.dtype.kind == "O" and y.size:
+        numeric = np.array(y.tolist())  # e.g. a pandas object column of Python ints
+        if numeric.dtype.kind in "biufc" and numeric.shape == y.shape:
+            y = _as_array(numeric, name)
     if classes is not None or (not is_torch(y) and y.dtype.kind in "USO"):
         if y.ndim != 1:
             raise ValueError(f"{name} must be 1-D when labels are mapped through classes, "
                              f"got shape {tuple(y.shape)}")
         if y.shape[0] != n:
             raise ValueError(f"{name} has {y.shape[0]} samples but y_prob has {n}")
-        y, found = _encode_labels(np.asarray(y.cpu() if is_torch(y) else y), n_classes,
-                                  classes, name)
+        y, found = _encode_labels(to_numpy(y), n_classes, classes, name)
     if like is not None:
         y = _same_kind(y, like, name, "y_prob")
     if y.ndim == 2:

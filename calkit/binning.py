@@ -84,10 +84,9 @@ class BinTable(Exportable):
     ([2, 2], [-0.25, -0.15])
     >>> float(np.sum(t.weight * np.abs(t.gap)))  # the L1 ECE of this table
     0.2
-    >>> t.to_frame()[["lower", "upper", "count", "mean_score"]]   # one row per bin
-       lower  upper  count  mean_score
-    0    0.0    0.5      2        0.25
-    1    0.5    1.0      2        0.85
+    >>> d = t.to_dict()   # JSON-ready; t.to_frame() is the pandas form, one row per bin
+    >>> d["edges"], d["count"], [round(v, 6) for v in d["mean_score"]]
+    ([0.0, 0.5, 1.0], [2, 2], [0.25, 0.85])
     """
 
     edges: Array

@@ -195,7 +195,7 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
         view = "confidence"
     specs = metric_specs(n_bins, view, confidence_form)
     keys = progress(list(specs)) if progress is not None else list(specs)
-    metrics, tables = {}, {}
+    metrics, tables, classes = {}, {}, None
     for key in keys:
         func, kwargs = specs[key]
         result = func(y_true, y_prob, sum_tol=sum_tol, **kwargs)
@@ -203,9 +203,12 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
         if key in ("ece_uniform", "ece_quantile"):
             tables[key[4:]] = result.table
             view = result.settings["view"]  # the view the metrics resolved
+            classes = result.settings.get("classes")
     n = int(np.shape(y_true)[0])
     settings = {"n_bins": n_bins, "view": view, "n_samples": n,
                 "confidence_form": bool(confidence_form)}
+    if classes is not None:
+        settings["classes"] = classes
     return Summary(metrics, {}, tables, settings)
 
 

@@ -344,6 +344,8 @@ def test_torch_cases():
     assert float(calkit.ece(Y, torch.tensor(P), n_bins=2)) == pytest.approx(want)
     assert float(calkit.ece(torch.tensor(Y), torch.tensor(P, requires_grad=True),
                             n_bins=2)) == pytest.approx(want)
+    assert calkit.ece(torch.tensor(Y, dtype=torch.bfloat16), P, n_bins=2) == pytest.approx(want)
+    assert calkit.ece(torch.tensor(Y), P, n_bins=2, classes=[0, 1, 2]) == pytest.approx(want)
 
 
 BAD_CASES = (len(PAIR_CASES) + len(ONE_D_METRICS) + len(SETTING_CASES) + len(OTHER_CASES)

@@ -91,6 +91,13 @@ def test_string_labels_map_through_classes_like_integers():
     assert nll(words, P3) == nll(Y3, P3)
     assert accuracy(words, P3) == accuracy(Y3, P3)
     assert smooth_ece(words, P3).value == smooth_ece(Y3, P3).value
+    # object arrays of numbers are numbers (a pandas object column of ints)
+    assert ece(np.array([0, 1, 2, 1], dtype=object), P3, n_bins=2) == ece(Y3, P3, n_bins=2)
+    with pytest.raises(ValueError, match="y_true contains NaN"):
+        ece(np.array([0, 1, float("nan"), 1], dtype=object), P3, n_bins=2)
+    s = calkit.report.summarize(words, P3, n_bins=2)
+    assert s.settings["classes"] == ["cat", "dog", "eel"]
+    assert s.metrics["ece_uniform"] == ece(Y3, P3, n_bins=2)
     # integer labels that are not 0..K-1 are mapped with classes too
     assert ece(np.array([10, 20, 30, 20]), P3, n_bins=2, classes=[10, 20, 30]) == ece(
         Y3, P3, n_bins=2)

@@ -56,12 +56,12 @@ class CalibrationResult(Exportable):
     ('right', 'positive')
     >>> import json
     >>> d = r.to_dict()
-    >>> d["value"], d["tables"][0]["count"], json.loads(json.dumps(d)) == d
+    >>> round(d["value"], 6), d["tables"][0]["count"], json.loads(json.dumps(d)) == d
     (0.1, [1, 3], True)
-    >>> r.to_frame()[["lower", "upper", "count", "gap"]].round(6)   # one row per bin
-       lower  upper  count       gap
-    0    0.0    0.5      1  0.200000
-    1    0.5    1.0      3  0.066667
+
+    ``r.to_frame()`` (pandas) has one row per bin: ``lower``, ``upper``, ``count``,
+    ``sum_score``, ``sum_target``, ``mean_score``, ``mean_target``, ``gap``, ``weight``
+    (and ``table``, the class, for class-wise results).
     """
 
     value: object

@@ -119,9 +119,9 @@ class BootstrapResult(Exportable):
     (True, 0.059, 0.112)
     >>> bool(np.allclose([r.low, r.high], np.percentile(r.distribution, [2.5, 97.5])))
     True
-    >>> r.to_frame()[["metric", "value", "low", "high"]].round(3)   # one row
-      metric  value    low   high
-    0    ece  0.082  0.059  0.112
+    >>> d = r.to_dict()   # JSON-ready; r.to_frame() is the pandas form (one row)
+    >>> d["metric"], round(d["low"], 3), len(d["distribution"])
+    ('ece', 0.059, 200)
     """
 
     value: float

@@ -255,7 +255,10 @@ def convention_error(y_true, y_prob, convention: str = "calkit", *, n_bins: int 
         Integer labels, or a one-hot matrix.
     y_prob : array of shape (N, K) or (N,)
         Class probabilities, or the positive-class probability of a binary task.
-        Torch tensors are read on the host.
+        Torch tensors are read on the host.  A 1-D ``y_prob`` is read the way the
+        library reads it (``P(y = 1)`` for most, see the module docstring), so no
+        ``view`` is asked for here; for (correct, confidence) pairs use
+        :func:`calkit.ece` with ``view="confidence"``.
     convention : str, default="calkit"
         One of :data:`CONVENTIONS` (see the module docstring for each rule).
     n_bins : int, optional

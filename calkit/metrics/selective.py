@@ -71,8 +71,9 @@ class RiskCoverage(Exportable):
     True
     >>> round(rc.aurc, 4), round(rc.eaurc, 4), rc.accuracy_at_coverage(0.8)
     (0.0093, 0.0082, 0.99125)
-    >>> list(rc.to_frame().columns), len(rc.to_frame()) == len(rc.coverage)  # a row per point
-    (['coverage', 'risk', 'threshold'], True)
+    >>> d = rc.to_dict()   # JSON-ready; rc.to_frame() (pandas) has a row per curve point
+    >>> len(d["coverage"]) == len(rc.coverage), d["n_errors"]
+    (True, 91)
     """
 
     coverage: np.ndarray
@@ -214,6 +215,9 @@ def risk_coverage(y_true, y_prob, *, confidence=None, view: str | None = None,
 def aurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Area under the risk-coverage curve (ties: expectation over orders).
 
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
+
     Examples
     --------
     >>> import numpy as np
@@ -226,6 +230,9 @@ def aurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
 
 def eaurc(y_true, y_prob, *, confidence=None, view: str | None = None) -> float:
     """Excess AURC over the oracle ranking (Geifman et al. 2019).
+
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
 
     Examples
     --------
@@ -241,6 +248,9 @@ def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None,
                          view: str | None = None) -> float:
     """Accuracy on the most confident ``coverage`` share of the samples.
 
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
+
     Examples
     --------
     >>> import numpy as np
@@ -255,6 +265,9 @@ def accuracy_at_coverage(y_true, y_prob, coverage: float, *, confidence=None,
 def coverage_at_risk(y_true, y_prob, risk: float, *, confidence=None,
                      view: str | None = None) -> float:
     """Largest coverage a confidence threshold reaches with selective risk <= ``risk``.
+
+    ``y_true``, ``y_prob``, ``confidence`` and ``view`` as in :func:`risk_coverage`
+    (``view="confidence"`` for (correct, confidence) pairs).
 
     Examples
     --------
