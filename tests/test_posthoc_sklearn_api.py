@@ -375,3 +375,24 @@ def test_calibration_scorer_and_grid_search_over_a_calibrator():
                           {"selection": ["nll", "ece_ew"]},
                           scoring=make_calibration_scorer("nll"), cv=3).fit(z, names[y])
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_weights_and_one_d_scores_with_torch():
+    torch = pytest.importorskip("torch")
+    z, y = _logits(n=200, k=3)
+    w = _weights(200)
+    p = softmax(z)
+    for kw in (dict(), dict(strategy="quantile")):
+        got = ece(torch.tensor(y), torch.tensor(p), sample_weight=torch.tensor(w), **kw)
+        assert float(got) == pytest.approx(ece(y, p, sample_weight=w, **kw), rel=1e-12)
+    assert float(nll(torch.tensor(y), torch.tensor(p), sample_weight=w)) == pytest.approx(
+        nll(y, p, sample_weight=w), rel=1e-12)
+    t_torch = TemperatureScaling().fit(torch.tensor(z), torch.tensor(y), sample_weight=w)
+    assert t_torch.temperature_ == pytest.approx(
+        TemperatureScaling().fit(z, y, sample_weight=w).temperature_, rel=1e-9)
+    q = p[:, 1]
+    ts = TemperatureScaling().fit(torch.tensor(q), torch.tensor(y == 1))
+    out = ts.predict_proba(torch.tensor(q[:5]))
+    assert isinstance(out, torch.Tensor) and out.shape == (5,)
+    np.testing.assert_allclose(out.numpy(), TemperatureScaling().fit(q, y == 1).predict_proba(
+        q[:5]), rtol=1e-9)
