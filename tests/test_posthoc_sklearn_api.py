@@ -255,6 +255,14 @@ def test_save_load_keeps_classes_and_input_form(tmp_path):
     back = load_calibrator(tmp_path / "iso.json")
     assert back.n_features_in_ == 1
     np.testing.assert_allclose(back.predict_proba(p), iso.predict_proba(p))
+    import json
+
+    doc = json.loads((tmp_path / "ts.json").read_text())
+    for bad in (["a", "b"], ["b", "a", "c"], [1.5, 2, 3]):
+        doc["sklearn"]["classes"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match="classes"):
+            load_calibrator(tmp_path / "bad.json")
 
 
 # ------------------------------------------------------------------ 1-D binary scores
