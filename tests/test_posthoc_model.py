@@ -113,11 +113,21 @@ def _sklearn_pair(make_est, method, mode, binary):
 _TOL = {"isotonic": 1e-15, "temperature": 1e-7, "sigmoid": 1e-7}
 
 
-@pytest.mark.parametrize("method", ["sigmoid", "isotonic", "temperature"])
-@pytest.mark.parametrize("mode", ["frozen", "ensemble", "single"])
-@pytest.mark.parametrize("binary", [True, False], ids=["binary", "3-class"])
-@pytest.mark.parametrize("make_est", [LogisticRegression, GaussianNB],
-                         ids=["decision_function", "predict_proba"])
+# default run: each method on three (response, task, fitting) cases that together cover
+# both responses, both tasks and the three fittings; the full grid is slow
+_DEFAULT_CASES = {(LogisticRegression, False, "ensemble"), (GaussianNB, True, "frozen"),
+                  (LogisticRegression, True, "single")}
+_CASES = [pytest.param(method, mode, binary, make_est,
+                       id=f"{method}-{mode}-{'binary' if binary else '3-class'}-"
+                          f"{make_est.__name__}",
+                       marks=() if (make_est, binary, mode) in _DEFAULT_CASES else
+                       pytest.mark.slow)
+          for method in ("sigmoid", "isotonic", "temperature")
+          for mode in ("frozen", "ensemble", "single") for binary in (True, False)
+          for make_est in (LogisticRegression, GaussianNB)]
+
+
+@pytest.mark.parametrize("method,mode,binary,make_est", _CASES)
 def test_equals_calibrated_classifier_cv(method, mode, binary, make_est):
     ours, ref, X_test = _sklearn_pair(make_est, method, mode, binary)
     np.testing.assert_allclose(ours.predict_proba(X_test), ref.predict_proba(X_test),

@@ -255,6 +255,14 @@ def test_save_load_keeps_classes_and_input_form(tmp_path):
     back = load_calibrator(tmp_path / "iso.json")
     assert back.n_features_in_ == 1
     np.testing.assert_allclose(back.predict_proba(p), iso.predict_proba(p))
+    import json
+
+    doc = json.loads((tmp_path / "ts.json").read_text())
+    for bad in (["a", "b"], ["b", "a", "c"], [1.5, 2, 3]):
+        doc["sklearn"]["classes"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match="classes"):
+            load_calibrator(tmp_path / "bad.json")
 
 
 # ------------------------------------------------------------------ 1-D binary scores
@@ -375,3 +383,24 @@ def test_calibration_scorer_and_grid_search_over_a_calibrator():
                           {"selection": ["nll", "ece_ew"]},
                           scoring=make_calibration_scorer("nll"), cv=3).fit(z, names[y])
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_weights_and_one_d_scores_with_torch():
+    torch = pytest.importorskip("torch")
+    z, y = _logits(n=200, k=3)
+    w = _weights(200)
+    p = softmax(z)
+    for kw in (dict(), dict(strategy="quantile")):
+        got = ece(torch.tensor(y), torch.tensor(p), sample_weight=torch.tensor(w), **kw)
+        assert float(got) == pytest.approx(ece(y, p, sample_weight=w, **kw), rel=1e-12)
+    assert float(nll(torch.tensor(y), torch.tensor(p), sample_weight=w)) == pytest.approx(
+        nll(y, p, sample_weight=w), rel=1e-12)
+    t_torch = TemperatureScaling().fit(torch.tensor(z), torch.tensor(y), sample_weight=w)
+    assert t_torch.temperature_ == pytest.approx(
+        TemperatureScaling().fit(z, y, sample_weight=w).temperature_, rel=1e-9)
+    q = p[:, 1]
+    ts = TemperatureScaling().fit(torch.tensor(q), torch.tensor(y == 1))
+    out = ts.predict_proba(torch.tensor(q[:5]))
+    assert isinstance(out, torch.Tensor) and out.shape == (5,)
+    np.testing.assert_allclose(out.numpy(), TemperatureScaling().fit(q, y == 1).predict_proba(
+        q[:5]), rtol=1e-9)

@@ -371,6 +371,10 @@ def restore_state(estimator, state, path: str = "file") -> None:
         arr = np.asarray(classes)
         if len(np.unique(arr)) != len(arr) or (np.sort(arr) != arr).any():
             raise ValueError(f"{path}: classes must be distinct and sorted")
+        n_classes = getattr(estimator, "n_classes_", 2 if not estimator._multiclass else None)
+        if n_classes is not None and len(arr) != int(n_classes):
+            raise ValueError(f"{path}: {len(arr)} classes for a calibrator of {n_classes} "
+                             "classes")
         estimator.classes_ = arr
     n_in = state.get("n_features_in")
     if n_in is not None:

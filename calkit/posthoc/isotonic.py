@@ -51,7 +51,7 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     >>> right = (rng.uniform(size=1000) < conf ** 2).astype(int)   # over-confident
     >>> iso1 = IsotonicCalibration().fit(conf, right)
     >>> iso1.predict_proba(np.array([0.5, 0.95])).round(2).tolist()
-    [0.21, 0.89]
+    [0.21, 0.88]
     """
 
     _score_range = "real"
