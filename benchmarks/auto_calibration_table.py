@@ -123,7 +123,8 @@ def scaling_binning_splits(root: Path) -> str:
                 res[key].append(evaluate(make().fit(z[fit], y[fit]), z[held], y[held])["ece"])
     none, paper, hist = (np.array(res[k]) for k in methods)
     return (f"- ScalingBinning split='none' vs 'paper': lower test ECE on "
-            f"{int((none < paper).sum())} of {len(none)} fits (median {np.median(none):.4f} vs {np.median(paper):.4f}); "
+            f"{int((none < paper).sum())} of {len(none)} fits (median {np.median(none):.4f} "
+            f"vs {np.median(paper):.4f}); "
             f"vs HistogramBinning (15 bins): lower on {int((none < hist).sum())} "
             f"(median {np.median(hist):.4f}).")
 
