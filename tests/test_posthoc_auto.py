@@ -192,6 +192,10 @@ def test_every_candidate_failing_raises():
         warnings.simplefilter("ignore", FitFailedWarning)
         with pytest.raises(ValueError, match="every AutoCalibration candidate failed"):
             AutoCalibration(candidates=[_Failing(), _Failing()]).fit(z, y)
+        auto = AutoCalibration(candidates=["ts"]).fit(z, y)
+        with pytest.raises(ValueError, match="failed"):
+            auto.set_params(candidates=[_Failing()]).fit(z, y)
+    assert not hasattr(auto, "best_calibrator_")  # no stale choice from the earlier fit
 
 
 def test_candidate_names_and_default_sets():

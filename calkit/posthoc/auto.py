@@ -270,6 +270,8 @@ class AutoCalibration(BaseCalibrator):
     def fit(self, X, y) -> AutoCalibration:
         """Cross-validate the candidates on logits ``X`` (N, K) and labels ``y``, refit the best."""
         self._check_params()
+        for name in ("best_calibrator_", "best_index_", "best_candidate_", "best_score_"):
+            self.__dict__.pop(name, None)  # a failed refit must not leave an earlier choice
         z, labels = check_fit_logits(X, y, keep_float32=True)
         named = _named_candidates(self.candidates, int(z.shape[1]))
         folds = self._folds(z, labels)

@@ -26,7 +26,10 @@ analysis needs the independence).  The authors' code
 (``calibration.PlattBinnerTopCalibrator`` / ``PlattBinnerMarginalCalibrator``
 in ``p-lambda/verified_calibration``) runs all three steps on the same data,
 and so does the default ``split="none"``: only step 1 sees the labels, and a
-three-way split would fit the scaling on a third of them.
+three-way split would fit the scaling on a third of them.  On the 14 CIFAR fits
+of ``benchmarks/auto_calibration_table.py`` (5,000 rows to fit, 5,000 to
+evaluate) ``split="none"`` gave the lower test ECE on 11 (median 0.0118 against
+0.0124 for ``"paper"``), and beat 15-bin histogram binning on 11 (median 0.0135).
 
 Bins come from the binning engine (:func:`calkit.binning.bin_table`, equal-mass
 edges with midpoints between the split ranks, ``(a, b]``, as the authors'
