@@ -345,3 +345,14 @@ def test_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         fitted["VectorScaling"].save(path)
     assert path.read_text() == old and sorted(p.name for p in tmp_path.iterdir()) == ["ts.json"]
+
+
+def test_fitted_attributes_are_declared_once_in_the_spec():
+    with pytest.raises(TypeError, match="declare its fitted attributes in _fitted_spec"):
+        class Legacy(BaseCalibrator):  # noqa: F841 - the definition itself raises
+            _fitted_attributes = ("coef_",)
+
+    class Declared(BaseCalibrator):
+        _fitted_spec = {"coef_": ValueSpec("float"), "extra_": ValueSpec("int", required=False)}
+
+    assert Declared._fitted_attributes == ("coef_",)

@@ -60,8 +60,10 @@ class BaseCalibrator(BaseEstimator):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_fitted_spec" in cls.__dict__:
-            cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
+        if "_fitted_attributes" in cls.__dict__:  # one declaration only: the spec
+            raise TypeError(f"{cls.__name__} sets _fitted_attributes; declare its fitted "
+                            "attributes in _fitted_spec (name -> ValueSpec) instead")
+        cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
 
     def _check_fitted_values(self) -> None:
         """Checks across fitted attributes after loading (override; raise ValueError)."""
