@@ -131,7 +131,9 @@ class FeatureClipping(BaseCalibrator):
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "threshold_": ValueSpec("float", gt=0, finite=False),  # inf: no clipping
         "coef_": ValueSpec("array", shape=("K", "D")),
-        "intercept_": ValueSpec("array", shape=("K",))}
+        "intercept_": ValueSpec("array", shape=("K",)),
+        "head_residual_": ValueSpec("float", ge=0, nan_ok=True, required=False),
+        "scores_": ValueSpec("array", shape=("*",), nan_ok=True, finite=False, required=False)}
 
     def __init__(self, threshold: float | None = None, criterion: str = "nll",
                  thresholds=None, min_accuracy_ratio: float = 0.99, head_rtol: float = 1e-3):
