@@ -242,21 +242,53 @@ def test_failed_merge_leaves_the_state_unchanged():
 GOOD = [(Y[i:i + 60], P[i:i + 60]) for i in range(0, 600, 60)]
 
 
+BAD_MERGES = [CalibrationAccumulator(classwise=True).update(Y[:50] % 2, P[:50, 0]),  # 1-D
+              CalibrationAccumulator(classwise=True).update(Y[:50], np.full((50, 4), 0.25)),
+              CalibrationAccumulator(classwise=False).update(Y[:50], P[:50]),  # settings
+              {"count": 50}]
+
+
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 9)), min_size=1, max_size=12),
-       st.booleans())
-def test_good_and_bad_updates_equal_the_good_updates_alone(ops, exact):
+@given(st.lists(st.tuples(st.sampled_from(["update", "merge"]), st.booleans(),
+                          st.integers(0, 9)), min_size=1, max_size=12))
+def test_good_and_bad_updates_equal_the_good_updates_alone(ops):
     # primed with 3 classes, so that every bad batch is bad (a first batch fixes the form)
-    mixed = CalibrationAccumulator(classwise=True, exact=exact).update(*GOOD[0])
-    good_only = CalibrationAccumulator(classwise=True, exact=exact).update(*GOOD[0])
+    mixed = CalibrationAccumulator(classwise=True).update(*GOOD[0])
+    good_only = CalibrationAccumulator(classwise=True).update(*GOOD[0])
+    for op, good, i in ops:
+        if good and op == "update":
+            mixed.update(*GOOD[i])
+            good_only.update(*GOOD[i])
+        elif good:
+            other = CalibrationAccumulator(classwise=True).update(*GOOD[i])
+            mixed.merge(other)
+            good_only.merge(other)
+        elif op == "update":
+            with pytest.raises(ValueError):
+                mixed.update(*BAD_BATCHES[i])
+        else:
+            with pytest.raises((ValueError, TypeError)):
+                mixed.merge(BAD_MERGES[i % len(BAD_MERGES)])
+    assert _same(_snapshot(mixed), _snapshot(good_only))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 9)), min_size=1, max_size=8))
+def test_exact_mode_pairs_hold_only_the_good_batches(ops):
+    mixed = CalibrationAccumulator(exact=True).update(*GOOD[0])
+    kept = [0]
     for good, i in ops:
         if good:
             mixed.update(*GOOD[i])
-            good_only.update(*GOOD[i])
+            kept.append(i)
         else:
             with pytest.raises(ValueError):
                 mixed.update(*BAD_BATCHES[i])
-    assert _same(_snapshot(mixed), _snapshot(good_only))
+    conf, correct = mixed.pairs()
+    np.testing.assert_array_equal(conf, np.concatenate([GOOD[i][1].max(1) for i in kept])
+                                  .astype(np.float32))
+    np.testing.assert_array_equal(correct, np.concatenate([GOOD[i][1].argmax(1) == GOOD[i][0]
+                                                           for i in kept]))
 
 
 # ---------------------------------------------------------------------------- chunked

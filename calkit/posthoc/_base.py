@@ -70,8 +70,10 @@ class BaseCalibrator(BaseEstimator):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_fitted_spec" in cls.__dict__:
-            cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
+        if "_fitted_attributes" in cls.__dict__:  # one declaration only: the spec
+            raise TypeError(f"{cls.__name__} sets _fitted_attributes; declare its fitted "
+                            "attributes in _fitted_spec (name -> ValueSpec) instead")
+        cls._fitted_attributes = tuple(k for k, v in cls._fitted_spec.items() if v.required)
 
         if "fit" in cls.__dict__:
             cls.fit = api.sklearn_fit(cls.__dict__["fit"])

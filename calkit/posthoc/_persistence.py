@@ -65,7 +65,7 @@ CALIBRATORS = {
 }
 MAX_FILE_BYTES = 512 << 20
 MAX_ELEMENTS = 50_000_000
-KINDS = ("int", "float", "str", "array")
+KINDS = ("int", "float", "str", "array", "unsaved")
 ARRAY_DTYPES = ("float64", "int64", "str")
 
 
@@ -75,8 +75,9 @@ class ValueSpec:
 
     Parameters
     ----------
-    kind : {"int", "float", "str", "array"}
-        A Python int, float or str, or a numpy array.
+    kind : {"int", "float", "str", "array", "unsaved"}
+        A Python int, float or str, or a numpy array; ``"unsaved"``: a
+        diagnostic that ``save`` leaves out (and a file may not hold).
     shape : tuple of int or str, default=()
         Arrays: the shape; an int is a fixed size, a str names a dimension that
         must be the same wherever it appears (e.g. ``"K"``), ``"*"`` is any size.
@@ -85,7 +86,9 @@ class ValueSpec:
     ge, gt, le, lt : float, optional
         Bounds on the value (ints, floats) or on every entry (arrays).
     finite : bool, default=True
-        Refuse infinite values (NaN is always refused).
+        Refuse infinite values.
+    nan_ok : bool, default=False
+        Accept NaN (diagnostics where NaN means "not computed").
     choices : tuple of str, default=()
         Strings: the allowed values.
     dim : str, optional
@@ -93,7 +96,8 @@ class ValueSpec:
     total : float, optional
         Arrays: the entries add up to this (within 1e-9).
     required : bool, default=True
-        A fitted calibrator always has it (``False``: saved when present).
+        A fitted calibrator always has it (``False``: saved when present;
+        always ``False`` for ``"unsaved"``).
     none_ok : bool, default=False
         ``None`` is allowed (constructor parameters).
 
@@ -117,6 +121,7 @@ class ValueSpec:
     le: float | None = None
     lt: float | None = None
     finite: bool = True
+    nan_ok: bool = False
     choices: tuple = ()
     dim: str | None = None
     total: float | None = None
@@ -126,6 +131,8 @@ class ValueSpec:
     def __post_init__(self):
         if self.kind not in KINDS or self.dtype not in ARRAY_DTYPES:
             raise ValueError(f"bad ValueSpec kind {self.kind!r} / dtype {self.dtype!r}")
+        if self.kind == "unsaved":  # never in a file, so never required of a loaded one
+            object.__setattr__(self, "required", False)
 
 
 def check_value(name: str, value, spec: ValueSpec, dims: dict[str, int]):
@@ -151,6 +158,8 @@ def check_value(name: str, value, spec: ValueSpec, dims: dict[str, int]):
         if spec.dim is not None:
             _bind(name, spec.dim, value, dims)
         return value
+    if spec.kind == "unsaved":
+        raise ValueError(f"{name} is not saved")
     if spec.kind == "float":
         if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number) \
                 or isinstance(value, complex | np.complexfloating):
@@ -197,8 +206,13 @@ def _bind(name: str, dim: str, size: int, dims: dict[str, int]) -> None:
 def _check_bounds(name: str, values: np.ndarray, spec: ValueSpec) -> None:
     if values.size == 0:
         return
-    if np.isnan(values).any():
-        raise ValueError(f"{name} contains NaN")
+    nan = np.isnan(values)
+    if nan.any():
+        if not spec.nan_ok:
+            raise ValueError(f"{name} contains NaN")
+        values = values[~nan]
+        if values.size == 0:
+            return
     if spec.finite and not np.isfinite(values).all():
         raise ValueError(f"{name} must be finite, got an infinite value")
     lo, hi = float(values.min()), float(values.max())
@@ -239,15 +253,21 @@ def to_document(est) -> dict:
             calibrator_class(cls.__name__) is not cls:
         raise TypeError(f"only calkit's own calibrators can be saved ({sorted(CALIBRATORS)}); "
                         f"{cls.__module__}.{cls.__qualname__} is not one of them")
-    params = est.get_params(deep=False)
+    params = {k: _plain(v) for k, v in est.get_params(deep=False).items()}
     for key, value in params.items():
         try:
             json.dumps(value)
         except TypeError as exc:
             raise TypeError(f"parameter {key}={value!r} cannot be saved as JSON") from exc
+    spec = cls._fitted_spec
+    undeclared = sorted(a for a in fitted_attributes(est) if a not in spec)
+    if undeclared:
+        raise TypeError(f"{cls.__name__} has fitted attribute(s) {undeclared} that its "
+                        "_fitted_spec does not declare; add a ValueSpec for each (kind "
+                        "'unsaved' for diagnostics)")
     fitted = {}
-    for name in cls._fitted_spec:
-        if not hasattr(est, name):
+    for name in spec:
+        if not hasattr(est, name) or spec[name].kind == "unsaved":
             continue
         value = getattr(est, name)
         arr = np.asarray(to_numpy(value))
@@ -257,6 +277,20 @@ def to_document(est) -> dict:
            "fitted": fitted, "sklearn": saved_state(est)}
     from_document(json.loads(json.dumps(doc)), f"the {cls.__name__} to save")
     return doc
+
+
+def fitted_attributes(est) -> list[str]:
+    """The fitted attributes an estimator has: public names ending in ``_`` (scikit-learn)."""
+    return [a for a in vars(est) if a.endswith("_") and not a.startswith("_")]
+
+
+def _plain(value):
+    """numpy scalars (also inside lists and tuples) as Python numbers, for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 def from_document(doc, where: str):
@@ -282,7 +316,7 @@ def from_document(doc, where: str):
     if not isinstance(fitted, dict):
         raise ValueError(f"{where}: \"fitted\" must be an object of fitted attributes")
     spec = cls._fitted_spec
-    unknown = sorted(set(fitted) - set(spec))
+    unknown = sorted(a for a in fitted if a not in spec or spec[a].kind == "unsaved")
     if unknown:
         raise ValueError(f"{where}: unexpected fitted attribute(s) {unknown} for {cls.__name__} "
                          f"(it has {sorted(spec)})")

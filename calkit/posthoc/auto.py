@@ -35,6 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from calkit._validation import check_option
 from calkit.metrics import brier_score, ece, nll
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc.dirichlet import DirichletCalibration
 from calkit.posthoc.ensemble import EnsembleTemperatureScaling
 from calkit.posthoc.histogram import HistogramBinning
@@ -199,7 +200,11 @@ class AutoCalibration(BaseCalibrator):
     (2, 5)
     """
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("best_calibrator_", "n_classes_")
+    # never loaded as such: ``save`` writes ``best_calibrator_`` itself
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
+        "best_calibrator_": ValueSpec("unsaved"), "best_index_": ValueSpec("unsaved"),
+        "best_candidate_": ValueSpec("unsaved"), "best_score_": ValueSpec("unsaved"),
+        "cv_results_": ValueSpec("unsaved"), "n_classes_": ValueSpec("int", ge=2, dim="K")}
 
     def __init__(self, candidates=None, criterion: str = "nll", cv=5, random_state: int = 0,
                  se_rule: float = 1.0, max_fit_time: float | None = 10.0):

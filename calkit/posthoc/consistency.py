@@ -180,7 +180,8 @@ class ConsistencyCalibration(BaseCalibrator):
 
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "noise_scale_": ValueSpec("float", ge=0), "noise_": ValueSpec("str", choices=NOISES[:2]),
-        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "scores_": ValueSpec("unsaved")}  # the search's {noise: (scales, values)}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
         "smoothing": ValueSpec("float", ge=0), "random_state": ValueSpec("int", ge=0, none_ok=True)}
 

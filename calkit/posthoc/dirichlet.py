@@ -152,7 +152,10 @@ class DirichletCalibration(BaseCalibrator):
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "coef_": ValueSpec("array", shape=("K", "K")),
         "intercept_": ValueSpec("array", shape=("K",)),
-        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "n_iter_": ValueSpec("int", ge=0, required=False),
+        "reg_lambda_": ValueSpec("float", ge=0, required=False),
+        "cv_scores_": ValueSpec("array", shape=("*",), finite=False, required=False)}
 
     def __init__(self, reg_lambda: float | Sequence[float] = 1e-3, reg_mu: float | None = None,
                  reg_norm: bool = False, max_iter: int = 5000, tol: float = 1e-13,

@@ -132,7 +132,9 @@ class FeatureClipping(BaseCalibrator):
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "threshold_": ValueSpec("float", gt=0, finite=False),  # inf: no clipping
         "coef_": ValueSpec("array", shape=("K", "D")),
-        "intercept_": ValueSpec("array", shape=("K",))}
+        "intercept_": ValueSpec("array", shape=("K",)),
+        "head_residual_": ValueSpec("float", ge=0, nan_ok=True, required=False),
+        "scores_": ValueSpec("array", shape=("*",), nan_ok=True, finite=False, required=False)}
     _native_1d = True  # X holds features: never read as binary scores
     _min_columns = 1
 

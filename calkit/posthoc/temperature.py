@@ -258,7 +258,8 @@ class TemperatureScaling(BaseCalibrator):
 
     _keeps_argmax = True
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
-        "temperature_": ValueSpec("float", gt=0), "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "temperature_": ValueSpec("float", gt=0), "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "n_iter_": ValueSpec("int", ge=0, required=False)}
 
     def __init__(self, solver: str = "newton", selection: str = "ece_ew",
                  t_bounds: tuple[float, float] = (0.01, 100.0), tol: float = 1e-8,
@@ -391,7 +392,8 @@ class _AffineScaling(BaseCalibrator):
 
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "coef_": ValueSpec("array", shape=("K",)), "intercept_": ValueSpec("array", shape=("K",)),
-        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"), "n_iter_": ValueSpec("int", ge=0,
+                                                                           required=False)}
     _diagonal: ClassVar[bool] = True
 
     def __init__(self, reg: float = 1e-4, max_iter: int = 1000, tol: float = 1e-10):
