@@ -119,9 +119,16 @@ def test_accuracy_axis_and_diagonal_on_the_zoomed_scale(example):
     np.testing.assert_allclose(x, yy)         # p = p, straight on equal scales
     low, high = ax.get_xlim()
     assert low == pytest.approx(x[0]) and high == pytest.approx(x[-1])
-    # the accuracy axis stops where the bins can resolve it (a decade beyond 1/n)
+    # the accuracy axis stops where the bins can resolve it (a decade beyond 1/n), or at
+    # the confidence axis' end if that comes first
     n = disp.table.count.max()
-    assert ax.get_ylim()[1] == pytest.approx(1 - 10.0 ** -(np.ceil(np.log10(n)) + 1))
+    resolved = 1 - 10.0 ** -(np.ceil(np.log10(n)) + 1)
+    assert ax.get_ylim()[1] == pytest.approx(min(resolved, high))
+    many = ReliabilityDisplay.from_predictions(y, p, n_bins=15, strategy="quantile",
+                                               confidence_scale="logit")
+    n = many.table.count.max()         # 134 samples: accuracy to 1e-2, the axis to 1e-4
+    assert many.ax_.get_ylim()[1] == pytest.approx(1 - 10.0 ** -(np.ceil(np.log10(n)) + 1))
+    assert many.ax_.get_xlim()[1] > many.ax_.get_ylim()[1]
 
 
 # ---------------------------------------------------------------------------- counts
@@ -130,7 +137,7 @@ def test_every_non_empty_bin_is_visible_in_the_counts():
     rng = np.random.default_rng(0)
     conf = np.r_[np.full(3000, 0.97), 0.55, 0.65, 0.65]        # single samples far away
     p = np.c_[conf, 1 - conf]
-    y = np.r_[np.zeros(2900, int), np.ones(100, int), 1, 0, 0]
+    y = np.r_[np.zeros(2700, int), np.ones(300, int), 1, 0, 0]
     disp = ConfidenceHistogramDisplay.from_predictions(y, p, n_bins=10,
                                                        count_scale="linear")
     right, wrong = disp.correct_bars_[0], disp.wrong_bars_[0]
@@ -139,8 +146,10 @@ def test_every_non_empty_bin_is_visible_in_the_counts():
     assert rng is not None and count[5] == 1 and count[6] == 2
     # linear axis: one sample is invisible as a bar, so a marker sits on each tiny bar
     xs, ys = disp.markers_[0].get_data()
+    from calkit.plotting.histogram import MARKER_BELOW
+
     tiny = [(b.get_x() + b.get_width() / 2, b.get_height())
-            for b in list(right) + list(wrong) if 0 < b.get_height() < 0.015 * 2900]
+            for b in list(right) + list(wrong) if 0 < b.get_height() < MARKER_BELOW * 2700]
     assert len(tiny) == len(xs) == 2       # 1 wrong at 0.55, 2 correct at 0.65
     np.testing.assert_allclose(sorted(ys), sorted(h for _, h in tiny))
     log = ConfidenceHistogramDisplay.from_predictions(y, p, n_bins=10, counts=True)

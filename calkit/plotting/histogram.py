@@ -27,7 +27,7 @@ __all__ = ["ConfidenceHistogramDisplay"]
 
 COUNT_SCALES = ("auto", "log", "linear")
 LOG_FLOOR = 0.5  # log-axis bars start here: a count of 1 stays a visible bar
-MARKER_BELOW = 0.015  # linear axes: bars shorter than this share of the axis get a marker
+MARKER_BELOW = 0.04  # linear axes: bars shorter than this share of the axis get a marker
 
 
 def resolve_count_scale(count_scale: str, table: BinTable) -> str:

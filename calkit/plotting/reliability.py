@@ -88,9 +88,6 @@ class ReliabilityDisplay:
     share_above : float, optional
         Share of the scores above 0.99 (for ``confidence_scale="auto"``); when
         None it is bounded from the tables (the bins lying wholly above 0.99).
-    near_one : float, optional
-        The largest score below 1: a zoomed axis reaches half a decade beyond it
-        (default: from the tables' edges and mean scores).
 
     Attributes
     ----------
@@ -153,7 +150,7 @@ class ReliabilityDisplay:
                  errors: Sequence[float], settings: dict | None = None,
                  score_ranges: Sequence[tuple[float, float]] | None = None,
                  smooth: Sequence | None = None, bands: Sequence | None = None,
-                 share_above: float | None = None, near_one: float | None = None):
+                 share_above: float | None = None):
         if not (len(tables) == len(names) == len(errors)) or not tables:
             raise ValueError("tables, names and errors must be non-empty and of equal length")
         self.tables = tuple(t.to_numpy() for t in tables)
@@ -168,7 +165,6 @@ class ReliabilityDisplay:
                              f"got {len(bands)}")
         self.band = None if bands is None else list(bands)
         self.share_above = None if share_above is None else float(share_above)
-        self.near_one = None if near_one is None else float(near_one)
         self.intervals = None
         self.outside_band = None if self.band is None else [
             None if b is None else b.outside(t.mean_target)
@@ -280,8 +276,7 @@ class ReliabilityDisplay:
         display = cls([r.table for r in results.values()], list(results),
                       [float(r) for r in results.values()], results[next(iter(results))].settings,
                       score_ranges=[(float(s.min()), float(s.max())) for s in scores],
-                      smooth=curves, bands=bands, share_above=share,
-                      near_one=_largest_below_one(scores))
+                      smooth=curves, bands=bands, share_above=share)
         plot_kw.setdefault("confidence", confidence)
         return display.plot(**plot_kw)
 
@@ -627,9 +622,8 @@ class ReliabilityDisplay:
         edges_drawn = [_drawn_edges(t, None if self.score_ranges is None else
                                     self.score_ranges[i]) for i, t in enumerate(self.tables)]
         low, high = _scale.limits(scale, np.concatenate(
-            [np.r_[e[1:-1], t.mean_score, e[-1], t.mean_target]
-             for e, t in zip(edges_drawn, self.tables, strict=True)]
-            + [np.atleast_1d(self.near_one if self.near_one is not None else np.nan)]))
+            [np.r_[e[1:-1], t.mean_score, t.mean_target]
+             for e, t in zip(edges_drawn, self.tables, strict=True)]))
         self._limits = (low, high)
         self._ylimits = (low, _scale.accuracy_limit(scale, high, max(
             int(np.max(t.count)) for t in self.tables)))
@@ -875,12 +869,6 @@ def _scores(y_true, y_prob, view: str, sum_tol) -> np.ndarray:
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
     ((scores, _),) = score_target_pairs(data, view)
     return np.asarray(to_numpy(scores), dtype=np.float64)
-
-
-def _largest_below_one(scores) -> float:
-    """The largest score below 1 over all models (NaN when none is)."""
-    below = [s[s < 1].max() for s in scores if np.any(s < 1)]
-    return float(max(below)) if below else float("nan")
 
 
 def _score_range(y_true, y_prob, view: str, sum_tol) -> tuple[float, float]:
