@@ -22,6 +22,7 @@ from calkit.posthoc import (
     load_calibrator,
 )
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc.auto import DEFAULT_CANDIDATES, default_candidates
 
 
@@ -35,9 +36,9 @@ def _data(seed=0, n=1500, k=4, t_true=2.0):
 
 
 class _Failing(BaseCalibrator):
-    """Raises in fit (a leading underscore keeps it out of the save/load registry)."""
+    """Raises in fit (not in calkit's table of calibrators, so it is never loaded)."""
 
-    _fitted_attributes: ClassVar[tuple[str, ...]] = ("n_classes_",)
+    _fitted_spec: ClassVar[dict[str, ValueSpec]] = {"n_classes_": ValueSpec("int", ge=2)}
 
     def __init__(self, when: str = "always"):
         self.when = when

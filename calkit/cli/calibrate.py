@@ -44,7 +44,8 @@ examples:
 """
 
 #: --method names besides calkit.posthoc.METHODS
-EXTRA_METHODS = {"dirichlet": "DirichletCalibration"}
+EXTRA_METHODS = {"dirichlet": "DirichletCalibration", "scaling_binning": "ScalingBinning",
+                 "auto": "AutoCalibration"}
 FIGURE = "reliability_before_after.png"
 
 
@@ -74,8 +75,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="labels of --test, when it holds scores only (.npy)")
     ca.add_argument("--method", default=None, metavar="NAME",
                     help="ts (temperature scaling, default), ets, vs, ms, dirichlet, spline, "
-                    "histogram, isotonic; platt or beta for binary tasks (default for "
-                    "--confidence tables: platt)")
+                    "histogram, isotonic, scaling_binning; platt or beta for binary tasks "
+                    "(default for --confidence tables: platt); auto: cross-validated choice "
+                    "among the fast calibrators by --criterion (the table is printed)")
+    ca.add_argument("--criterion", choices=("nll", "ece", "brier"), default="nll",
+                    help="what --method auto minimises on held-out folds (default: nll)")
     ca.add_argument("--save", type=Path, metavar="FILE",
                     help="save the fitted calibrator's parameters (JSON; see 'calkit apply')")
     g = add_input_options(ca)
@@ -89,8 +93,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return ca
 
 
-def _calibrator(method: str):
-    """A fresh calibrator for ``--method``."""
+def _calibrator(method: str, criterion: str = "nll"):
+    """A fresh calibrator for ``--method`` (``auto`` chooses by ``criterion``)."""
     import calkit.posthoc as posthoc
 
     table = methods()
@@ -101,7 +105,7 @@ def _calibrator(method: str):
     if cls is None:
         raise CliError(f"--method {method} ({name}) is not available in this version of "
                        "calkit.posthoc", EXIT_MISSING)
-    return cls()
+    return cls(criterion=criterion) if name == "AutoCalibration" else cls()
 
 
 def run(args) -> int:
@@ -112,7 +116,7 @@ def run(args) -> int:
     for path in (args.val, args.test, args.val_labels, args.test_labels):
         if path is not None:
             check_input_file(path)  # before the (slow) calkit.posthoc import
-    calibrator = _calibrator(method)
+    calibrator = _calibrator(method, args.criterion)
     outputs = Outputs([args.val, args.test, args.val_labels, args.test_labels], args.force)
     names = report_names(args, [FIGURE])
     if args.save is not None and args.out is not None and any(
@@ -145,6 +149,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise CliError(f"--method {method}: {exc}") from exc
     say(f"fitted {type(calibrator).__name__} on {val.n_samples} validation samples")
+    _say_choices(calibrator)
     summaries = {"before": summarize(args, test, view),
                  f"after ({method})": summarize(args, test, view, after)}
     from calkit.report import format_table
@@ -163,6 +168,18 @@ def run(args) -> int:
                      lambda stage: _diagrams(args, test, after, method, view, stage),
                      extra={"calibration": {"method": method, "val": val.source}})
     return EXIT_OK
+
+
+def _say_choices(calibrator) -> None:
+    """What the fit chose and changed: the candidates of --method auto, prediction changes."""
+    if hasattr(calibrator, "cv_table"):
+        echo(calibrator.cv_table())
+        say(f"chosen by cross-validation: {calibrator.best_candidate_}")
+        calibrator = calibrator.best_calibrator_
+    change = getattr(calibrator, "accuracy_change_", None)
+    if change is not None:
+        say(f"validation accuracy change from {type(calibrator).__name__} (it can change "
+            f"predictions): {'+' if change >= 0 else ''}{100 * change:.2f} points")
 
 
 def _check_compatible(val, test) -> None:

@@ -11,8 +11,11 @@ import numpy as np
 
 from calkit.cli._common import (
     EXIT_OK,
+    MAX_BOOT,
     CliError,
     Outputs,
+    _int_in,
+    _level,
     add_input_options,
     add_output_options,
     check_view,
@@ -73,8 +76,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
     gr.add_argument("--group-by", metavar="COL[,COL]",
                     help="columns whose values form the groups, e.g. llm or llm,qset")
     add_output_options(ev)
+    add_diagram_options(ev)
     ev.set_defaults(run=run)
     return ev
+
+
+def add_diagram_options(p: argparse.ArgumentParser) -> None:
+    """How the reliability diagrams show their uncertainty and zoom (calkit.plotting)."""
+    g = p.add_argument_group("reliability diagrams")
+    g.add_argument("--interval", choices=("none", "wilson", "clopper-pearson"), default="none",
+                   help="per-bin interval on the accuracy (default: none)")
+    g.add_argument("--consistency-band", action="store_true",
+                   help="consistency bands: where a calibrated model's bin accuracy would fall "
+                   "(Broecker and Smith 2007), bins outside marked")
+    g.add_argument("--confidence-level", type=_level, default=0.95, metavar="LEVEL",
+                   help="level of the intervals and bands (default: 0.95)")
+    g.add_argument("--n-resamples", type=_int_in(10, MAX_BOOT), default=1000, metavar="R",
+                   help="resamples of the consistency bands (default: 1000; seeded by --seed)")
+    g.add_argument("--confidence-scale", choices=("auto", "linear", "logit", "error-rate",
+                                                  "-log(1-p)"), default="auto",
+                   help="confidence axis: auto (the error-rate scale when most scores are "
+                   "above 0.99, said in the title), linear, logit or error-rate (-log(1-p))")
+    g.add_argument("--count-scale", choices=("auto", "log", "linear"), default="auto",
+                   help="scale of the per-bin count panel (default: auto)")
+    g.add_argument("--counts", action="store_true", help="print the per-bin counts")
 
 
 def run(args) -> int:
@@ -126,53 +151,32 @@ def _strategies(args) -> tuple[str, str]:
 
 
 def _diagrams(args, preds: dict, summaries: dict, views: dict, out: Path) -> list[Path]:
+    """The figures of one file, or reliability diagrams of several side by side."""
     plt = pyplot_or_none()
     if plt is None:
         return []
-    if len(preds) > 1:
-        return save_figures(plt, _comparison_diagrams(args, preds, summaries, views), out)
-    from calkit.plotting import ConfidenceHistogramDisplay, ReliabilityDisplay, RiskCoverageDisplay
+    from calkit.plotting import evaluation_figures
     from calkit.report import _optional_smooth_ece
 
-    (name, pred), = preds.items()
-    figures = {}
-    for strategy in _strategies(args):
-        disp = ReliabilityDisplay.from_predictions(pred.y_true, pred.y_prob, n_bins=args.n_bins,
-                                                   strategy=strategy, view=views[name],
-                                                   name=name,
-                                                   axis_labels=confidence_axis_labels(pred),
-                                                   smooth=_optional_smooth_ece() is not None)
-        figures[f"reliability_{strategy}.png"] = disp.figure_
-    if pred.kind != "confidence":
-        figures["confidence_histogram.png"] = ConfidenceHistogramDisplay.from_predictions(
-            pred.y_true, pred.y_prob, name=name).figure_
-        figures["risk_coverage.png"] = RiskCoverageDisplay.from_predictions(
-            pred.y_true, pred.y_prob, name=name).figure_
-    return save_figures(plt, figures, out)
-
-
-def _comparison_diagrams(args, preds: dict, summaries: dict, views: dict) -> dict:
-    """Reliability diagrams of several files, drawn from the summaries' own bin tables."""
-    from calkit.plotting import ReliabilityDisplay
-    from calkit.plotting.reliability import _score_range
-
-    first_name = next(iter(preds))
-    first = preds[first_name]
     if len(set(views.values())) > 1:
         raise CliError(f"the files need the same calibration view to be compared, got "
                        f"{sorted(set(views.values()))}; pass --view")
-    layout = "side_by_side" if len(preds) <= 3 else "overlay"
-    ranges = [_score_range(p.y_true, p.y_prob, views[n], None) for n, p in preds.items()]
-    figures = {}
-    for strategy in _strategies(args):
-        settings = dict(n_bins=args.n_bins, strategy=strategy, view=views[first_name])
-        disp = ReliabilityDisplay([s.tables[strategy] for s in summaries.values()],
-                                  list(summaries),
-                                  [s.metrics[f"ece_{strategy}"] for s in summaries.values()],
-                                  settings, score_ranges=ranges)
-        disp.plot(layout=layout, axis_labels=confidence_axis_labels(first))
-        figures[f"reliability_{strategy}.png"] = disp.figure_
-    return figures
+    first = next(iter(preds.values()))
+    view = next(iter(views.values()))
+    figures = evaluation_figures(
+        {n: p.y_true for n, p in preds.items()}, {n: p.y_prob for n, p in preds.items()},
+        n_bins=args.n_bins, strategies=_strategies(args),
+        # (correct, confidence) pairs: P(correct) against correct is the positive view
+        view="positive" if view == "confidence" else view,
+        smooth=_optional_smooth_ece() is not None,
+        interval=None if args.interval == "none" else args.interval,
+        consistency_band=args.consistency_band, confidence=args.confidence_level,
+        n_resamples=args.n_resamples, random_state=args.seed,
+        confidence_scale=args.confidence_scale, count_scale=args.count_scale,
+        counts=args.counts, axis_labels=confidence_axis_labels(first),
+        count_labels=("correct", "wrong") if first.kind == "confidence" else None,
+        curves=first.kind != "confidence")
+    return save_figures(plt, figures, out)
 
 
 # ----------------------------------------------------------------------------- grouped tables

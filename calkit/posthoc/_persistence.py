@@ -63,6 +63,8 @@ CALIBRATORS = {
     "TemperatureScaling": "calkit.posthoc.temperature",
     "VectorScaling": "calkit.posthoc.temperature",
 }
+#: fitted attributes of the scikit-learn layer, saved in the file's "sklearn" entry
+SKLEARN_ATTRIBUTES = ("classes_", "n_features_in_", "feature_names_in_")
 MAX_FILE_BYTES = 512 << 20
 MAX_ELEMENTS = 50_000_000
 KINDS = ("int", "float", "str", "array", "unsaved")
@@ -260,7 +262,8 @@ def to_document(est) -> dict:
         except TypeError as exc:
             raise TypeError(f"parameter {key}={value!r} cannot be saved as JSON") from exc
     spec = cls._fitted_spec
-    undeclared = sorted(a for a in fitted_attributes(est) if a not in spec)
+    undeclared = sorted(a for a in fitted_attributes(est)
+                        if a not in spec and a not in SKLEARN_ATTRIBUTES)
     if undeclared:
         raise TypeError(f"{cls.__name__} has fitted attribute(s) {undeclared} that its "
                         "_fitted_spec does not declare; add a ValueSpec for each (kind "

@@ -223,13 +223,14 @@ class ScalingBinning(BaseCalibrator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def _check_params(self, k: int) -> None:
+    def _check_params(self, k: int | None = None) -> None:
+        """Settings (``k`` classes, when known, bounds ``prob_floor``; loading checks it later)."""
         check_n_bins(self.n_bins)
         check_option(self.scaling, "scaling", SCALINGS)
         check_option(self.multiclass, "multiclass", MULTICLASS)
         check_option(self.split, "split", SPLITS)
         f = self.prob_floor
-        if isinstance(f, bool) or not isinstance(f, Real) or not 0 <= f * k < 1:
+        if isinstance(f, bool) or not isinstance(f, Real) or not 0 <= f * (k or 2) < 1:
             raise ValueError(f"prob_floor must be a number with 0 <= K * prob_floor < 1 "
                              f"(K = {k} classes), got {f!r}")
         if self.split == "paper" and (isinstance(self.random_state, bool)
