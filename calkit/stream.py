@@ -54,7 +54,7 @@ from calkit._validation import (
     check_positive,
 )
 from calkit.binning import CLOSED, BinTable, _bin_table, _bin_table_explicit, _check_edges
-from calkit.metrics._views import score_target_pairs
+from calkit.metrics._views import resolve_view, score_target_pairs
 from calkit.metrics.binned import debiased_error_from_table, error_from_table
 from calkit.metrics.ood import _auc, _roc_points
 from calkit.metrics.scores import _brier_per_sample, _true_class_prob
@@ -64,6 +64,8 @@ from calkit.metrics.sweep import sweep_table
 __all__ = ["CalibrationAccumulator"]
 
 PAIR_DTYPES = ("float32", "float64")
+#: views with one (score, target) pair per sample
+STREAM_VIEWS = ("top_label", "positive", "confidence")
 
 
 class CalibrationAccumulator:
@@ -94,6 +96,13 @@ class CalibrationAccumulator:
     eps : float, optional
         NLL clipping of the true-class probability; default: the machine
         epsilon of the first batch's dtype (as :func:`calkit.nll`).
+    view : {"top_label", "positive", "confidence"}, optional
+        Which (score, target) pairs the binned metrics look at, as for
+        :func:`calkit.calibration_error`: ``(N, K)`` batches default to the
+        top-label view; 1-D batches need it said (``"positive"``: ``P(y = 1)``
+        of a binary task; ``"confidence"``: the confidence of each answer with
+        0/1 correctness as labels; ``"top_label"``: ``max(p, 1 - p)``), and a
+        1-D batch without it is refused rather than guessed.
 
     Attributes
     ----------
@@ -132,8 +141,12 @@ class CalibrationAccumulator:
 
     def __init__(self, n_bins: int = 15, *, closed: str = "right", edges=None,
                  classwise: bool = False, exact: bool = False, pair_dtype: str = "float32",
-                 sum_tol: float | None = None, eps: float | None = None) -> None:
+                 sum_tol: float | None = None, eps: float | None = None,
+                 view: str | None = None) -> None:
         check_option(closed, "closed", CLOSED)
+        if view is not None:
+            check_option(view, "view", STREAM_VIEWS)
+        self.view = view
         check_option(pair_dtype, "pair_dtype", PAIR_DTYPES)
         for flag, value in (("classwise", classwise), ("exact", exact)):
             if not isinstance(value, bool | np.bool_):
@@ -177,7 +190,8 @@ class CalibrationAccumulator:
         """The constructor settings (two accumulators merge only if these agree)."""
         edges = None if self.edges is None else self.edges.tolist()
         return dict(n_bins=self.n_bins, closed=self.closed, edges=edges,
-                    classwise=self.classwise, exact=self.exact, pair_dtype=self.pair_dtype)
+                    classwise=self.classwise, exact=self.exact, pair_dtype=self.pair_dtype,
+                    view=self.view)
 
     def copy(self) -> CalibrationAccumulator:
         """An independent accumulator with the same settings and state."""
@@ -187,7 +201,7 @@ class CalibrationAccumulator:
     def _constructor_args(self) -> dict:
         return dict(n_bins=self.n_bins, closed=self.closed, edges=self.edges,
                     classwise=self.classwise, exact=self.exact, pair_dtype=self.pair_dtype,
-                    sum_tol=self.sum_tol, eps=self.eps)
+                    sum_tol=self.sum_tol, eps=self.eps, view=self.view)
 
     def state_dict(self) -> dict:
         """The state: metadata and the arrays that add up (see :meth:`load_state_dict`).
@@ -232,9 +246,11 @@ class CalibrationAccumulator:
         y_true = _labels_like(y_true, y_prob)
         data = check_classification(y_true, y_prob, sum_tol=self.sum_tol)
         self._check_classes(data.n_classes, data.binary)
+        ((scores, targets),) = score_target_pairs(
+            data, resolve_view(self.view, data, STREAM_VIEWS))
         eps = _machine_eps(data.y_prob.dtype) if self._nll_eps is None else self._nll_eps
-        arrays = added(self._state, self._batch_state(data, eps))
-        pair = make_pair(data.confidence, data.correct, self.pair_dtype) if self.exact else None
+        arrays = added(self._state, self._batch_state(data, eps, scores, targets))
+        pair = make_pair(scores, targets, self.pair_dtype) if self.exact else None
         self._state, self._nll_eps = arrays, eps  # commit: nothing below can fail
         self.n_classes, self._binary = data.n_classes, data.binary
         if pair is not None:
@@ -275,9 +291,11 @@ class CalibrationAccumulator:
             return _bin_table(scores, targets, self.n_bins, "uniform", self.closed)
         return _bin_table_explicit(scores, targets, xp.like(self.edges, scores), self.closed)
 
-    def _batch_state(self, data: Classification, nll_eps: float) -> dict:
-        """The additive statistics of one validated batch (NLL clipped at ``nll_eps``)."""
-        table = self._table(data.confidence, data.correct)
+    def _batch_state(self, data: Classification, nll_eps: float, scores: Array,
+                     targets: Array) -> dict:
+        """The additive statistics of one validated batch (NLL clipped at ``nll_eps``);
+        ``scores``, ``targets``: its pairs in the accumulator's view."""
+        table = self._table(scores, targets)
         state = dict(zip(TABLE_KEYS, (table.count, table.sum_score, table.sum_target),
                          strict=True))
         if self.classwise:

@@ -85,14 +85,14 @@ def test_binary_score_column_and_fixed_size_states(client):
     clicked = (rng.uniform(size=N) < score ** 2).astype(np.int64)
     frame = dd.from_pandas(pd.DataFrame({"clicked": clicked, "p_click": score}),
                            npartitions=6)
-    acc = accumulate_dataframe(frame, "clicked", "p_click", n_bins=20)
-    ref = single(clicked, score, n_bins=20)
+    acc = accumulate_dataframe(frame, "clicked", "p_click", n_bins=20, view="positive")
+    ref = single(clicked, score, n_bins=20, view="positive")
     for key in ("ece", "brier", "nll", "debiased_ece_uniform"):
         assert acc.compute()[key] == pytest.approx(ref[key], rel=1e-12)
     small = partition_state(pd.DataFrame({"y": clicked[:10], "p": score[:10]}), "y", ["p"],
-                            settings={"n_bins": 20})
+                            settings={"n_bins": 20, "view": "positive"})
     big = partition_state(pd.DataFrame({"y": clicked, "p": score}), "y", ["p"],
-                          settings={"n_bins": 20})
+                          settings={"n_bins": 20, "view": "positive"})
     assert len(pickle.dumps(big)) == len(pickle.dumps(small)) < 4096  # O(bins), not O(rows)
 
 

@@ -49,8 +49,8 @@ def test_binary_scores_in_a_spark_table_equal_one_process(spark):
         warnings.simplefilter("ignore", FutureWarning)
         frame = spark.createDataFrame(pd.DataFrame({"clicked": clicked, "p_click": score}))
     frame = frame.repartition(4)
-    acc = accumulate_spark(frame, "clicked", "p_click", n_bins=20)
-    ref = CalibrationAccumulator(n_bins=20).update(clicked, score).compute()
+    acc = accumulate_spark(frame, "clicked", "p_click", n_bins=20, view="positive")
+    ref = CalibrationAccumulator(n_bins=20, view="positive").update(clicked, score).compute()
     got = acc.compute()
     assert got["n_samples"] == n
     for key in ("ece", "mce", "debiased_ece_uniform", "brier", "nll", "accuracy"):

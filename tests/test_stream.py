@@ -154,8 +154,16 @@ def test_binary_one_dimensional_input():
     rng = np.random.default_rng(6)
     p = rng.uniform(size=2000)
     y = (rng.uniform(size=2000) < p ** 1.5).astype(int)
-    out = stream(y, p, [500, 1500]).compute()
+    with pytest.raises(ValueError, match="view="):   # 1-D scores are never guessed
+        stream(y, p, [500, 1500])
+    out = stream(y, p, [500, 1500], view="top_label").compute()
     assert abs(out["ece"] - calkit.ece(y, p, view="top_label")) < TOL
+    for view in ("positive", "confidence"):
+        pos = stream(y, p, [500, 1500], view=view, exact=True).compute()
+        assert abs(pos["ece"] - calkit.ece(y, p, view=view)) < TOL
+        assert abs(pos["ece_quantile"] - calkit.ece(y, p, view=view, strategy="quantile")) \
+            < 1e-6
+        assert abs(pos["brier"] - calkit.brier_score(y, p)) < TOL
     assert abs(out["brier"] - calkit.brier_score(y, p)) < TOL
     assert abs(out["brier"] - np.mean((p - y) ** 2)) < TOL
     assert abs(out["nll"] - calkit.nll(y, p)) < TOL

@@ -179,8 +179,9 @@ def test_valid_states_load_exactly():
         assert loaded.compute() == acc.compute()
     empty = CalibrationAccumulator(eps=1e-3)
     assert CalibrationAccumulator(eps=1e-3).load_state_dict(empty.state_dict()).n_samples == 0
-    binary = CalibrationAccumulator(classwise=True).update(Y % 2, P[:, 0])
-    again = CalibrationAccumulator(classwise=True).load_state_dict(binary.state_dict())
+    binary = CalibrationAccumulator(classwise=True, view="top_label").update(Y % 2, P[:, 0])
+    again = CalibrationAccumulator(classwise=True, view="top_label").load_state_dict(
+        binary.state_dict())
     assert again.compute() == binary.compute()
 
 
@@ -218,7 +219,7 @@ def test_failed_update_leaves_the_state_unchanged(i, kwargs):
 
 def test_failed_first_batch_sets_nothing():
     torch = pytest.importorskip("torch")
-    acc = CalibrationAccumulator()
+    acc = CalibrationAccumulator(view="top_label")   # (N, K) and 1-D batches alike
     bad = torch.tensor(P[:50], dtype=torch.bfloat16)
     bad[3, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
@@ -231,7 +232,8 @@ def test_failed_first_batch_sets_nothing():
 def test_failed_merge_leaves_the_state_unchanged():
     acc = CalibrationAccumulator().update(Y, P)
     before = _snapshot(acc)
-    for other, error in ((CalibrationAccumulator().update(Y % 2, P[:, 0]), ValueError),
+    one_d = CalibrationAccumulator(view="top_label").update(Y % 2, P[:, 0])
+    for other, error in ((one_d, ValueError),
                          (CalibrationAccumulator(n_bins=3).update(Y, P), ValueError),
                          ({"count": 1}, TypeError)):
         with pytest.raises(error):
@@ -242,7 +244,8 @@ def test_failed_merge_leaves_the_state_unchanged():
 GOOD = [(Y[i:i + 60], P[i:i + 60]) for i in range(0, 600, 60)]
 
 
-BAD_MERGES = [CalibrationAccumulator(classwise=True).update(Y[:50] % 2, P[:50, 0]),  # 1-D
+BAD_MERGES = [CalibrationAccumulator(classwise=True, view="top_label").update(Y[:50] % 2,
+                                                                            P[:50, 0]),  # 1-D
               CalibrationAccumulator(classwise=True).update(Y[:50], np.full((50, 4), 0.25)),
               CalibrationAccumulator(classwise=False).update(Y[:50], P[:50]),  # settings
               {"count": 50}]
@@ -360,7 +363,8 @@ def test_update_takes_tensors_like_the_batch_metrics():
     _assert_close(CalibrationAccumulator().update(Y, pt.requires_grad_(True)).compute(), ref)
     bf16 = CalibrationAccumulator().update(yt, pt.detach().to(torch.bfloat16))
     assert bf16._nll_eps == 2.0 ** -7
-    one_d = CalibrationAccumulator().update(yt % 2, pt[:, 0].detach().to(torch.bfloat16))
+    one_d = CalibrationAccumulator(view="top_label").update(
+        yt % 2, pt[:, 0].detach().to(torch.bfloat16))
     assert one_d.n_samples == 600 and one_d._binary
 
 

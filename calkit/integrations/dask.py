@@ -51,7 +51,7 @@ def partition_state(frame, label: str, scores: Sequence[str], from_logits: bool 
     >>> pd = pytest.importorskip("pandas")
     >>> from calkit.integrations.dask import partition_state
     >>> frame = pd.DataFrame({"y": [1, 0, 1], "p": [0.9, 0.2, 0.6]})
-    >>> acc = partition_state(frame, "y", ["p"], settings={"n_bins": 5})
+    >>> acc = partition_state(frame, "y", ["p"], settings={"n_bins": 5, "view": "positive"})
     >>> acc.n_samples, round(acc.compute()["brier"], 4)
     (3, 0.07)
     """
@@ -156,7 +156,7 @@ def evaluate_parquet(path, label: str, scores, *, scheduler=None, **kwargs) -> d
     >>> for i in range(4):
     ...     pd.DataFrame({"y": y[i::4], "score": p[i::4]}).to_parquet(
     ...         os.path.join(folder, f"part-{i}.parquet"))
-    >>> out = evaluate_parquet(folder, "y", "score", scheduler="synchronous")
+    >>> out = evaluate_parquet(folder, "y", "score", view="positive", scheduler="synchronous")
     >>> out["n_samples"], abs(out["brier"] - calkit.brier_score(y, p)) < 1e-12
     (2000, True)
     """

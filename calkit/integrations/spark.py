@@ -69,7 +69,7 @@ def accumulate_spark(frame, label: str, scores, *, from_logits: bool = False,
     >>> from calkit.integrations.spark import accumulate_spark
     >>> spark = SparkSession.builder.master("local[2]").getOrCreate()             # doctest: +SKIP
     >>> clicks = spark.read.parquet("clicks/")        # columns clicked, p_click  # doctest: +SKIP
-    >>> acc = accumulate_spark(clicks, "clicked", "p_click", n_bins=20)            # doctest: +SKIP
+    >>> acc = accumulate_spark(clicks, "clicked", "p_click", view="positive")      # doctest: +SKIP
     >>> acc.compute()["ece"]                                                       # doctest: +SKIP
     0.0123
     """
@@ -97,7 +97,7 @@ def evaluate_spark(frame, label: str, scores, **kwargs) -> dict:
     As :func:`accumulate_spark` (needs a running SparkSession, so not run here):
 
     >>> from calkit.integrations.spark import evaluate_spark
-    >>> out = evaluate_spark(clicks, "clicked", "p_click")                        # doctest: +SKIP
+    >>> out = evaluate_spark(clicks, "clicked", "p_click", view="positive")       # doctest: +SKIP
     >>> sorted(out)[:3]                                                            # doctest: +SKIP
     ['accuracy', 'brier', 'debiased_ece_uniform']
     """
