@@ -107,7 +107,7 @@ def _reference_gammas(history, model, lam, n_bins, x_val, y_val):
     return ref
 
 
-@pytest.mark.parametrize("register_loss", [True, False])
+@pytest.mark.parametrize("register_loss", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_adafocal_resume_gives_bit_identical_gammas(tmp_path, register_loss):
     (x, y), (xv, yv) = data()
     kw = dict(n_bins=5, lam=2.0)
@@ -178,6 +178,7 @@ def test_calibration_callback_metrics_and_csv_diagram(tmp_path):
     assert [p.name for p in pngs] == ["reliability-16.png", "reliability-8.png"]
 
 
+@pytest.mark.slow
 def test_calibration_callback_tensorboard_image(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("tensorboard")
