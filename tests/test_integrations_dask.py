@@ -22,7 +22,7 @@ from calkit.integrations.dask import (  # noqa: E402
 )
 from calkit.stream import CalibrationAccumulator  # noqa: E402
 
-N, K = 24_000, 5
+N, K = 8_000, 5
 KEYS = ("ece", "rmsce", "mce", "debiased_ece_uniform", "accuracy", "brier", "nll", "classwise_ece")
 
 
@@ -48,7 +48,7 @@ def single(y, p, **kw):
 def test_accumulate_dask_arrays_on_worker_processes(client):
     y, _, p = predictions()
     with distributed.get_task_stream(client) as stream:
-        acc = accumulate_dask(da.from_array(y, chunks=3000), da.from_array(p, chunks=(3000, K)),
+        acc = accumulate_dask(da.from_array(y, chunks=1000), da.from_array(p, chunks=(1000, K)),
                               classwise=True)
     workers = {t["worker"] for t in stream.data}
     assert len(workers) == 2  # the block states were computed in two other processes
@@ -67,16 +67,16 @@ def test_partitioned_parquet_through_dask_dataframe(client, tmp_path):
                               "unused": np.zeros(len(part))})
         frame.to_parquet(tmp_path / f"part-{i:02d}.parquet")
     assert dd.read_parquet(tmp_path, engine="pyarrow").npartitions == 8
-    got = evaluate_parquet(tmp_path, "label", cols, classwise=True)
+    got = evaluate_parquet(tmp_path, "label", cols, classwise=True, exact=True,
+                           pair_dtype="float64")
     ref = single(y, p, classwise=True)
     for key in KEYS:
         assert got[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15)
+    assert got["ece_quantile"] == pytest.approx(calkit.ece(y, p, strategy="quantile"),
+                                                rel=1e-12)
     from_logits = evaluate_parquet(tmp_path, "label", [f"z{k}" for k in range(K)],
                                    from_logits=True)
     assert from_logits["ece"] == pytest.approx(ref["ece"], rel=1e-12)
-    exact = evaluate_parquet(tmp_path, "label", cols, exact=True, pair_dtype="float64")
-    assert exact["ece_quantile"] == pytest.approx(calkit.ece(y, p, strategy="quantile"),
-                                                  rel=1e-12)
 
 
 def test_binary_score_column_and_fixed_size_states(client):

@@ -107,7 +107,7 @@ def _reference_gammas(history, model, lam, n_bins, x_val, y_val):
     return ref
 
 
-@pytest.mark.parametrize("register_loss", [True, False])
+@pytest.mark.parametrize("register_loss", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_adafocal_resume_gives_bit_identical_gammas(tmp_path, register_loss):
     (x, y), (xv, yv) = data()
     kw = dict(n_bins=5, lam=2.0)
@@ -178,6 +178,7 @@ def test_calibration_callback_metrics_and_csv_diagram(tmp_path):
     assert [p.name for p in pngs] == ["reliability-16.png", "reliability-8.png"]
 
 
+@pytest.mark.slow
 def test_calibration_callback_tensorboard_image(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("tensorboard")
@@ -213,7 +214,16 @@ def test_ddp_two_cpu_processes_use_the_global_validation_set(tmp_path):
     cal = CalibrationCallback(n_bins=5, diagram=False)
     t = trainer(tmp_path, [AdaFocalCallback(loss), cal, RankRecorder(loss, tmp_path / "rank")],
                 2, devices=2, strategy="ddp_fork")
-    t.fit(Model(loss, log_metric=True), loader(x, y), loader(xv, yv))
+    # A forked child deadlocks in OpenMP if this process has used torch's thread pool (as
+    # earlier tests of a session do; this large softmax makes sure it has): children must run
+    # single-threaded, which they inherit from here.
+    torch.softmax(torch.randn(2048, 2048), 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t.fit(Model(loss, log_metric=True), loader(x, y), loader(xv, yv))
+    finally:
+        torch.set_num_threads(threads)
     ranks = [torch.load(tmp_path / f"rank-{r}.pt", weights_only=True) for r in range(2)]
     assert torch.equal(ranks[0]["gammas"], ranks[1]["gammas"])
     assert ranks[0]["history"] == ranks[1]["history"]

@@ -73,12 +73,18 @@ def predict(model, data):
     return z, torch.stack([d["labels"] for d in data])
 
 
-def test_trainer_adafocal_updates_on_evaluation_and_resumes_identically(tmp_path):
-    pytest.importorskip("matplotlib")
+def trained(tmp_path):
+    """4 AdaFocal steps with evaluations (and checkpoints) at steps 2 and 4."""
+    pytest.importorskip("matplotlib")  # the reliability diagrams
     train, val = sequence_data(64, 0), sequence_data(48, 1)
     loss = AdaFocalLoss(n_bins=5, lam=2.0)
     trainer, model = make_trainer(tmp_path / "a", loss, train, val)
     trainer.train()
+    return trainer, model, loss, train, val
+
+
+def test_trainer_adafocal_updates_on_evaluation(tmp_path):
+    trainer, model, loss, train, val = trained(tmp_path)
     assert int(loss.num_updates) == 2  # evaluations at steps 2 and 4
     z, y = predict(model, val)
     ref = AdaFocalLoss(n_bins=5, lam=2.0)
@@ -97,6 +103,10 @@ def test_trainer_adafocal_updates_on_evaluation_and_resumes_identically(tmp_path
     saved = torch.load(tmp_path / "a" / "checkpoint-4" / "calkit_adafocal.pt", weights_only=True)
     assert torch.equal(saved["gammas"], loss.gammas)
 
+
+@pytest.mark.slow
+def test_trainer_resume_gives_bit_identical_gammas(tmp_path):
+    trainer, model, loss, train, val = trained(tmp_path)
     resumed = AdaFocalLoss(n_bins=5, lam=2.0)  # fresh: state comes from checkpoint-2
     trainer_b, _ = make_trainer(tmp_path / "a", resumed, train, val)
     trainer_b.train(resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"))

@@ -3,7 +3,8 @@
 :func:`accumulate_spark` selects the label and score columns, turns every Arrow
 batch of every partition into a :class:`~calkit.stream.CalibrationAccumulator`
 (``DataFrame.mapInPandas``; one pickled state of a few hundred bytes per batch
-leaves the Python worker), and merges the states with ``RDD.treeReduce``, so no
+leaves the Python worker), and merges the states with ``RDD.treeAggregate`` (a tree
+reduce that also accepts an empty frame), so no
 row is collected to the driver and each executor holds one batch plus the
 fixed-size state.  One score column is a binary task's ``P(y = 1)`` (ad-click,
 fraud), several are class probabilities in class order.
@@ -50,7 +51,7 @@ def accumulate_spark(frame, label: str, scores, *, from_logits: bool = False,
     from_logits : bool, default=False
         Softmax over the score columns first.
     depth : int, default=2
-        Depth of ``treeReduce``.
+        Depth of the merge tree (``treeAggregate``).
     **accumulator_kwargs
         Settings of the :class:`~calkit.stream.CalibrationAccumulator`.
 
@@ -84,9 +85,9 @@ def accumulate_spark(frame, label: str, scores, *, from_logits: bool = False,
     states = frame.select(label, *cols).mapInPandas(
         _states(label, cols, from_logits, settings), schema="state binary")
     rdd = states.rdd.map(lambda row: pickle.loads(row.state))
-    if rdd.isEmpty():
-        return empty
-    return rdd.treeReduce(_merged, depth=depth)
+    # the empty state is copied to every partition, so merging into it in place is safe;
+    # an empty frame gives it back unchanged (treeReduce would raise, isEmpty costs a job)
+    return rdd.treeAggregate(empty, _merged, _merged, depth=depth)
 
 
 def evaluate_spark(frame, label: str, scores, **kwargs) -> dict:
