@@ -147,6 +147,23 @@ def _torch_checked(x, name: str):
     return x.detach()
 
 
+def unmasked(x, name: str):
+    """The data of a numpy masked array without masked entries; masked entries are refused.
+
+    The one rule for masked arrays in calkit (metrics, calibrators, weights):
+    a mask is never silently dropped.  Anything else is returned unchanged.
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.is_masked(x):
+            raise TypeError(
+                f"{name} is a masked array with {int(np.ma.count_masked(x))} masked entries; "
+                "calkit does not read masks (the values under the mask would be used). "
+                f"Drop the masked rows from every argument first, e.g. {name}.compressed() "
+                "for 1-D data or the same boolean row index for all arrays")
+        return x.data
+    return x
+
+
 def _as_array(x, name: str, *, labels: bool = False):
     """``x`` as a numpy array or a detached torch tensor, under the module's rules.
 
@@ -156,14 +173,7 @@ def _as_array(x, name: str, *, labels: bool = False):
     """
     if is_torch(x):
         return _torch_checked(x, name)
-    if isinstance(x, np.ma.MaskedArray):
-        if np.ma.is_masked(x):
-            raise TypeError(
-                f"{name} is a masked array with {int(np.ma.count_masked(x))} masked entries; "
-                "calkit does not read masks (the values under the mask would be used). "
-                f"Drop the masked rows from every argument first, e.g. {name}.compressed() "
-                "for 1-D data or the same boolean row index for all arrays")
-        x = x.data
+    x = unmasked(x, name)
     if _is_pandas(x) and hasattr(x, "to_numpy"):
         x = _pandas_values(x)
     try:
@@ -566,6 +576,7 @@ def check_sample_weight(sample_weight, n: int, like=None):
     """
     if sample_weight is None:
         return None
+    sample_weight = unmasked(sample_weight, "sample_weight")
     if is_torch(sample_weight):
         w = sample_weight.detach()
         if w.is_complex() or str(w.dtype) == "torch.bool":

@@ -166,8 +166,7 @@ def _diagrams(args, preds: dict, summaries: dict, views: dict, out: Path) -> lis
     figures = evaluation_figures(
         {n: p.y_true for n, p in preds.items()}, {n: p.y_prob for n, p in preds.items()},
         n_bins=args.n_bins, strategies=_strategies(args),
-        # (correct, confidence) pairs: P(correct) against correct is the positive view
-        view="positive" if view == "confidence" else view,
+        view=view,
         smooth=_optional_smooth_ece() is not None,
         interval=None if args.interval == "none" else args.interval,
         consistency_band=args.consistency_band, confidence=args.confidence_level,

@@ -21,7 +21,7 @@ __all__ = ["evaluation_figures"]
 
 def evaluation_figures(y_true, y_prob, *, n_bins: int = 15,
                        strategies: tuple[str, ...] = ("uniform", "quantile"),
-                       view: str = "top_label", smooth: bool = True,
+                       view: str | None = None, smooth: bool = True,
                        interval: str | None = None, consistency_band: bool = False,
                        confidence: float = 0.95, n_resamples: int = 1000, random_state=0,
                        confidence_scale: str = "auto", count_scale: str = "auto",
@@ -40,7 +40,8 @@ def evaluation_figures(y_true, y_prob, *, n_bins: int = 15,
     n_bins : int, default=15
     strategies : tuple of {"uniform", "quantile"}, default=("uniform", "quantile")
         One reliability figure per strategy, ``reliability_<strategy>.png``.
-    view : {"top_label", "positive"}, default="top_label"
+    view : {"top_label", "positive", "confidence"}, optional
+        As in :meth:`ReliabilityDisplay.from_predictions` (needed for 1-D scores).
     smooth : bool, default=True
         Draw the smooth-ECE curve and its bootstrap band.
     interval : {"wilson", "clopper-pearson"} or None, default=None
@@ -98,7 +99,7 @@ def evaluation_figures(y_true, y_prob, *, n_bins: int = 15,
             consistency_band=consistency_band, confidence=confidence, n_resamples=n_resamples,
             random_state=random_state, sum_tol=sum_tol, **plot_kw)
         figures[f"reliability_{strategy}.png"] = display.figure_
-    if curves and not several and view == "top_label":
+    if curves and not several and view in (None, "top_label"):
         labels = next(iter(y_true.values())) if isinstance(y_true, Mapping) else y_true
         probs = next(iter(y_prob.values())) if isinstance(y_prob, Mapping) else y_prob
         name = next(iter(y_prob)) if isinstance(y_prob, Mapping) else None

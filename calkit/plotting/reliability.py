@@ -184,7 +184,7 @@ class ReliabilityDisplay:
 
     @classmethod
     def from_predictions(cls, y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
-                         closed: str = "right", view: str = "top_label", name: str | None = None,
+                         closed: str = "right", view: str | None = None, name: str | None = None,
                          smooth: bool = False, smooth_band: float | None = 0.95,
                          consistency_band: bool = False, confidence: float = 0.95,
                          n_resamples: int = 1000, random_state=0,
@@ -199,8 +199,10 @@ class ReliabilityDisplay:
         y_prob : array of shape (N, K) or (N,), or a mapping name -> array
             Probabilities of one model, or of several models to compare.
         n_bins, strategy, closed, view, sum_tol
-            As in :func:`calkit.calibration_error` (``view`` is ``"top_label"``
-            or ``"positive"``; for one panel per class see :meth:`from_classwise`).
+            As in :func:`calkit.calibration_error`: ``view`` is ``"top_label"``
+            (the default for ``(N, K)`` probabilities), ``"positive"`` or
+            ``"confidence"``, and a 1-D ``y_prob`` needs it said (it is never
+            guessed); for one panel per class see :meth:`from_classwise`.
         name : str, optional
             Legend name of a single model (default ``"model"``).
         smooth : bool, default=False
@@ -248,7 +250,8 @@ class ReliabilityDisplay:
         ((5,), 0)
         >>> matplotlib.pyplot.close(disp.figure_)
         """
-        check_option(view, "view", ("top_label", "positive"))
+        if view is not None:
+            check_option(view, "view", ("top_label", "positive", "confidence"))
         probs = dict(y_prob) if isinstance(y_prob, Mapping) else {name or "model": y_prob}
         if not probs:
             raise ValueError("y_prob must hold at least one model's probabilities")

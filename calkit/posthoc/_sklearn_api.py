@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from calkit._array import is_torch, to_numpy, torch_module
-from calkit._validation import check_sample_weight, check_scores
+from calkit._validation import check_sample_weight, check_scores, unmasked
 
 #: probabilities are clipped to [_EPS, 1 - _EPS] before their logarithm
 _EPS = 1e-12
@@ -63,6 +63,7 @@ def plain(X, name: str = "X"):
         return X
     if X is None:
         raise ValueError(f"{name} is None")
+    X = unmasked(X, name)
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a sparse {type(X).__name__}: calibrators need dense "
                         "data (sparse input is not supported); pass X.toarray()")
@@ -243,6 +244,7 @@ def sklearn_fit(fit):
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        y = unmasked(y, "y")
         names = feature_names(X)
         X = plain(X)
         ndim = _ndim(X)
