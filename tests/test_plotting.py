@@ -270,7 +270,8 @@ def test_plotting_import_does_not_need_matplotlib():
 
     code = ("import sys; sys.modules['matplotlib'] = None; import calkit.plotting; "
             "from calkit.plotting import ReliabilityDisplay\n"
-            "try:\n    ReliabilityDisplay.from_predictions([0, 1], [0.2, 0.7], n_bins=2, view='positive')\n"
+            "try:\n    ReliabilityDisplay.from_predictions([0, 1], [0.2, 0.7], n_bins=2,\n"
+            "                                        view='positive')\n"
             "except ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
