@@ -23,12 +23,18 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     multiclass : {"top_label", "one_vs_rest"}, default="top_label"
         How ``(N, K)`` logits are reduced to scores (see
         :mod:`calkit.posthoc._score_map`).
+    floor : float, default=1e-12
+        Least probability given to any class (in ``[0, 1/K)``; see
+        :mod:`calkit.posthoc._score_map`).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         The isotonic thresholds (``X_thresholds_``, ``y_thresholds_``) of each map.
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy change on the fitting data (0 for ``"top_label"``, which never
+        changes the predicted class; one-vs-rest may).
 
     Examples
     --------
@@ -42,8 +48,9 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     True
     """
 
-    def __init__(self, multiclass: str = "top_label"):
+    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12):
         self.multiclass = multiclass
+        self.floor = floor
 
     def _fit_map(self, scores, targets):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
