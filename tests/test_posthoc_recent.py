@@ -120,7 +120,7 @@ def test_auto_noise_keeps_the_better_family_and_is_reproducible(tmp_path):
 def test_consistency_smoothing_and_fixed_scale():
     z, y = overconfident(30)
     cc = ConsistencyCalibration(noise="gaussian", noise_scale=0.0, smoothing=1.0,
-                                n_perturbations=8).fit(z, y)
+                                n_perturbations=8, ts_weight=0.0, floor=0.0).fit(z, y)
     expected = (8 * np.eye(3)[z.argmax(1)] + 1.0) / (8 + 3)
     np.testing.assert_allclose(cc.predict_proba(z), expected)
 
