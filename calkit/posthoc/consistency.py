@@ -460,8 +460,8 @@ def _nll_mixture_weight(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> flo
     --------
     >>> import numpy as np
     >>> from calkit.posthoc.consistency import _nll_mixture_weight
-    >>> p, q = np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[0.5, 0.5], [0.5, 0.5]])
-    >>> round(_nll_mixture_weight(p, q, np.array([0, 1])), 6)   # d/da = 0 at a = 2/3
+    >>> p, q = np.array([[1.0, 0.0]] * 3), np.full((3, 2), 0.5)
+    >>> round(_nll_mixture_weight(p, q, np.array([0, 0, 1])), 6)   # 1 / (1 - a/2) = 1 / a
     0.666667
     """
     rows = np.arange(len(labels))

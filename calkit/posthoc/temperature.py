@@ -40,6 +40,7 @@ from calkit._validation import check_option
 from calkit.binning import _bin_table
 from calkit.logits import softmax
 from calkit.metrics.binned import error_from_table
+from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
 
 SOLVERS = ("newton", "lbfgs", "grid")
@@ -363,6 +364,18 @@ def _affine_nll(params, z, onehot, reg, shape_w, center_w):
     return value, grad
 
 
+def _affine_curvature(params, z, reg, shape_w):
+    """Diagonal of the Hessian of :func:`_affine_nll` at ``params`` (the preconditioner)."""
+    k = z.shape[1]
+    w, b = params[:-k].reshape(shape_w), params[-k:]
+    p = softmax(_affine(z, w, b))
+    d = p * (1 - p)
+    n = len(z)
+    diag_w = (d * z * z).sum(axis=0) / n if w.ndim == 1 else d.T @ (z * z) / n
+    diag = np.concatenate([diag_w.ravel(), d.sum(axis=0) / n]) + 2 * reg
+    return np.maximum(diag, 1e-12)
+
+
 class _AffineScaling(BaseCalibrator):
     """Shared fit/predict of vector and matrix scaling (not used directly)."""
 
@@ -389,16 +402,27 @@ class _AffineScaling(BaseCalibrator):
             inv_t = 1.0 / TemperatureScaling().fit(z, labels).temperature_
         center = inv_t * (np.ones(k) if self._diagonal else np.eye(k))
         x0 = np.concatenate([center.ravel(), np.zeros(k)])
-        res = minimize(_affine_nll, x0, args=(z, onehot, float(self.reg), center.shape, center),
-                       jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8})
+        # Jacobi preconditioning: each parameter divided by the square root of the
+        # objective's curvature along it at the start (logits of very different scales
+        # otherwise make L-BFGS crawl; on CIFAR-100 matrix scaling took 6 s)
+        scale = np.sqrt(_affine_curvature(x0, z, float(self.reg), center.shape))
+        args = (z, onehot, float(self.reg), center.shape, center)
+
+        def objective(u):
+            value, grad = _affine_nll(u / scale, *args)
+            return value, grad / scale
+
+        res = minimize(objective, x0 * scale, jac=True, method="L-BFGS-B",
+                       options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9})
         if not res.success and res.nit >= self.max_iter:
             warnings.warn(f"{type(self).__name__} did not converge in {self.max_iter} "
                           "iterations", ConvergenceWarning, stacklevel=2)
+        res.x = res.x / scale
         self.coef_ = res.x[:-k].reshape(center.shape)
         self.intercept_ = res.x[-k:]
         self.n_classes_ = k
         self.n_iter_ = int(res.nit)
+        self.accuracy_change_ = accuracy_change(z, self._predict_proba(z), labels)
         return self
 
 
@@ -421,7 +445,10 @@ class VectorScaling(_AffineScaling):
 
     Fitted by L-BFGS on ``mean NLL + reg * (||w - 1/T||^2 + ||b||^2)`` from the
     temperature-scaled map (``w = 1/T, b = 0``, ``T`` fitted first by
-    :class:`TemperatureScaling`).  Takes logits ``(N, K)``; may change the argmax.
+    :class:`TemperatureScaling`), on Jacobi-preconditioned parameters.  Takes
+    logits ``(N, K)``.  Vector scaling **can change predictions** (the biases
+    move classes); ``accuracy_change_`` records the accuracy change on the
+    fitting data.
 
     Parameters
     ----------
@@ -437,6 +464,8 @@ class VectorScaling(_AffineScaling):
     coef_ : ndarray of shape (K,)
     intercept_ : ndarray of shape (K,)
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy on the fitting data after minus before calibration.
 
     Examples
     --------
@@ -461,8 +490,10 @@ class MatrixScaling(_AffineScaling):
     and falls back to temperature scaling when strong.  On CIFAR-100 (5,000
     validation samples, K = 100) ``reg=0.1`` gives test ECE 0.017 where a penalty
     towards the identity with ``reg=1e-4`` overfits (ECE 0.29).  Takes logits
-    ``(N, K)``; may change the argmax.  Each L-BFGS step costs an
-    ``(N, K) x (K, K)`` product, so large ``K`` is slow.
+    ``(N, K)``.  Matrix scaling **can change predictions**; ``accuracy_change_``
+    records the accuracy change on the fitting data.  Each L-BFGS step costs
+    an ``(N, K) x (K, K)`` product (Jacobi-preconditioned parameters keep the
+    number of steps small).
 
     Parameters
     ----------
@@ -478,6 +509,8 @@ class MatrixScaling(_AffineScaling):
     coef_ : ndarray of shape (K, K)
     intercept_ : ndarray of shape (K,)
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy on the fitting data after minus before calibration.
 
     Examples
     --------
