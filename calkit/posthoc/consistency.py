@@ -133,9 +133,9 @@ class VotePath:
     counting ``M x N x K`` perturbed logits per scale.
 
     The noise is drawn exactly as by :func:`perturbed_probabilities` (same seed,
-    same order), and a line is walked only if it crosses the winner at zero
-    noise below ``eps_max`` (a float32 test ``z_w - z_k < eps_max (xi_k - xi_w)``,
-    no division); the crossings are computed in float64 from the float32 logits
+    same order), and a line is walked only if it can be on the envelope below
+    ``eps_max`` (:func:`_candidates`, float32 tests without division); the
+    crossings are computed in float64 from the float32 logits
     and noise.  The counts equal :func:`perturbed_probabilities`' except where
     two perturbed logits tie within float32 rounding (tested: a handful of
     votes in millions).
@@ -179,8 +179,7 @@ class VotePath:
         events = []
         for start in range(0, n_perturbations, block):
             xi = draw((min(block, n_perturbations - start), n, k), dtype=np.float32)
-            slope = xi - xi[:, rows, w0][:, :, None]
-            copy, sample, cls = np.nonzero(gap < reach * slope)
+            copy, sample, cls = np.nonzero(_candidates(xi, z32, gap, w0, reach))
             events.append(_walk_envelope(copy * n + sample, sample, cls, z32[sample, cls],
                                          xi[copy, sample, cls], w0, z32, xi, self.eps_max))
         at, cell_new, cell_old = (np.concatenate(part) for part in zip(*events, strict=True))
@@ -196,6 +195,33 @@ class VotePath:
         out = self.initial + np.bincount(self._new[:m], minlength=n * k)
         out -= np.bincount(self._old[:m], minlength=n * k)
         return out.reshape(n, k)
+
+
+def _candidates(xi, z32, gap, w0, reach):
+    """Mask ``(M, N, K)`` of the lines that can be on a copy's envelope in ``[0, reach)``.
+
+    A line on the envelope below ``reach`` overtakes the zero-noise winner ``w0``
+    before ``reach`` (``gap < reach * (xi_k - xi_w0)``) and is itself overtaken by
+    the winner at ``reach``, ``wE``, from below: the envelope is convex, so its
+    slopes lie between ``xi_w0`` and ``xi_wE`` and a line on it is above both
+    winners' lines on a common stretch, ``gap_k / (xi_k - xi_w0) < (z_k - z_wE) /
+    (xi_wE - xi_k)`` (written without division, with a relative margin of 1e-4
+    for float32 rounding: extra candidates only cost time).  A copy whose two
+    winners agree has no crossing at all.  (On CIFAR-100 LeNet outputs this
+    keeps 1 in 9 of the lines that pass the first test.)
+    """
+    m, n, _ = xi.shape
+    rows = np.arange(n)
+    slope = xi - xi[:, rows, w0][:, :, None]
+    mask = gap < reach * slope
+    w_end = np.argmax(z32 + reach * xi, axis=2)
+    xi_end = np.take_along_axis(xi, w_end[:, :, None], axis=2)
+    z_end = z32[rows[None, :], w_end][:, :, None]
+    lhs = gap * (xi_end - xi)
+    rhs = (z32 - z_end) * slope
+    mask &= (xi < xi_end) & (lhs < rhs + np.float32(1e-4) * (np.abs(lhs) + np.abs(rhs)))
+    mask[np.arange(m)[:, None], rows[None, :], w_end] |= w_end != w0
+    return mask
 
 
 def _walk_envelope(pair, sample, cls, z_c, s_c, w0, z32, xi, eps_max):
@@ -398,7 +424,7 @@ class ConsistencyCalibration(BaseCalibrator):
         elif self.noise_scale is not None:
             grid, eps_max = np.array([float(self.noise_scale)]), float(self.noise_scale)
         else:
-            grid, eps_max = default_scales(), 11.0  # the finer rounds stay within best + 1
+            grid, eps_max = default_scales(), 11.12  # rounds reach at most 10 + 1 + 0.1 + 0.01
         score = self._scorer(z, labels, noise, eps_max * (1 + 1e-9) + 1e-9)
         scales, values = [], []
 
