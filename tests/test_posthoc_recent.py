@@ -126,12 +126,59 @@ def test_consistency_smoothing_and_fixed_scale():
     np.testing.assert_allclose(cc.predict_proba(z), expected)
 
 
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_vote_path_equals_direct_votes_at_every_scale(noise, monkeypatch):
+    """One envelope walk gives the votes of perturbed_probabilities at any scale."""
+    monkeypatch.setattr(cons, "_BLOCK_ELEMENTS", 30 * 6 * 7)  # several noise blocks
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(30, 6)) * 2
+    z[:5, 1] = z[:5, 0] = z[:5].max(1) + 1.0  # tied top logits: the noise breaks the tie
+    z[5:8] = np.log(np.clip(softmax_rows(z[5:8] * 8), 1e-12, None))  # floored log-probs
+    path = cons.VotePath(z, noise, 40, random_state=9, eps_max=6.0)
+    for eps in [0.0, 1e-2, 0.3, 1.0, 2.5, 5.999]:  # (tiny eps: float32 rounding decides)
+        direct = perturbed_probabilities(z, eps, noise, 40, random_state=9)
+        np.testing.assert_array_equal(path.counts(eps), np.rint(direct * 40), err_msg=str(eps))
+    with pytest.raises(ValueError, match="eps must lie"):
+        path.counts(6.0)
+
+
+def softmax_rows(x):
+    return sp_softmax(x, axis=1)
+
+
+def test_default_consistency_never_gives_a_class_probability_zero():
+    z, y = overconfident(400, k=6, scale=6.0, noise=0.5, seed=3)
+    flip = np.random.default_rng(0).random(400) < 0.15  # label noise: zero-vote true classes
+    y = np.where(flip, (y + 1) % 6, y)
+    published = ConsistencyCalibration(noise="gaussian", ts_weight=0.0, floor=0.0,
+                                       n_perturbations=50).fit(z, y)
+    votes = published.predict_proba(z)
+    rows = np.arange(len(y))
+    assert (votes[rows, y] == 0).any()  # the published method: log-loss infinite
+    cc = ConsistencyCalibration(noise="gaussian", n_perturbations=50).fit(z, y)
+    q = cc.predict_proba(z)
+    assert cc.noise_scale_ == published.noise_scale_  # the mixing happens after the search
+    assert q.min() >= 1e-12 and 0 < cc.ts_weight_ <= 1
+    ts = softmax_rows(z / cc.temperature_)
+    # the weight minimises the validation NLL of the mixture (checked on a fine grid)
+    grid = np.linspace(0, 1, 2001)
+    nll_grid = [-np.mean(np.log((1 - a) * votes[rows, y] + a * ts[rows, y] + 1e-300))
+                for a in grid]
+    assert abs(cc.ts_weight_ - grid[int(np.argmin(nll_grid))]) <= 1e-3
+    mixed_nll = -np.mean(np.log(q[rows, y]))
+    assert mixed_nll <= -np.mean(np.log(ts[rows, y])) + 1e-9
+    expected = np.mean(q.argmax(1) == y) - np.mean(z.argmax(1) == y)
+    assert cc.accuracy_change_ == pytest.approx(expected, abs=1e-15)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(noise="laplace"), "noise must be one of"),
     (dict(n_perturbations=0), "n_perturbations must be"),
     (dict(noise_scale=-1.0), "noise_scale must be"),
     (dict(noise_scales=[]), "noise_scales must be"),
     (dict(random_state=np.random.default_rng(0)), "random_state must be"),
+    (dict(ts_weight=1.5), "ts_weight must be"),
+    (dict(floor=0.5), "floor must be"),
 ])
 def test_consistency_bad_parameters(kwargs, message):
     z, y = overconfident(20)
