@@ -40,8 +40,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from calkit._array import to_numpy
 from calkit._validation import check_logits, check_option
+from calkit.binning import _bin_table
 from calkit.logits import softmax
-from calkit.metrics.binned import ece
+from calkit.metrics.binned import ece, error_from_table
 from calkit.metrics.scores import nll
 from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
@@ -408,10 +409,18 @@ class ConsistencyCalibration(BaseCalibrator):
             return evaluate
         m, a = int(self.n_perturbations), float(self.smoothing)
         path = VotePath(z, noise, m, self.random_state, eps_max)
+        k = z.shape[1]
 
         def evaluate(scale):
-            p = (path.counts(scale) + a) / (m + z.shape[1] * a)
-            return p, self._score(labels, p)
+            counts = path.counts(scale)
+            p = (counts + a) / (m + k * a)
+            if self.criterion == "nll":
+                return p, self._score(labels, p)
+            # top-label ECE straight from the counts (what ``ece`` computes from p)
+            top = np.argmax(counts, axis=1)
+            conf = (counts[np.arange(len(top)), top] + a) / (m + k * a)
+            table = _bin_table(conf, (top == labels).astype(np.float64), 15, "uniform", "right")
+            return p, float(error_from_table(table))
         return evaluate
 
     def _search(self, z, labels, noise: str) -> tuple[float, float, tuple, np.ndarray]:
