@@ -1,7 +1,8 @@
 """Post-hoc calibrators on real classifier outputs: the comparison table of the docs.
 
 Run: ``python benchmarks/posthoc_table.py [--data ../shared/data] [--models NAME ...]``;
-prints Markdown.
+prints Markdown.  To use several processes, run one model each with ``--save
+NAME.json`` and print the tables with ``--combine *.json``.
 
 The data are the CIFAR-10/100 test-set softmax outputs of five networks
 (``cifar_softmax_netcal``: DenseNet-BC-100, WRN-16-4 and LeNet-5), 10,000 rows
@@ -20,6 +21,7 @@ over the CIFAR-100 and the CIFAR-10 folds.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -132,8 +134,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--save", type=Path, help="also write the raw results as JSON")
+    parser.add_argument("--combine", type=Path, nargs="*",
+                        help="print the tables of saved results instead of running")
     args = parser.parse_args(argv)
-    print(markdown(evaluate(args.data, args.models)), flush=True)
+    if args.combine:
+        results = {}
+        for path in args.combine:
+            results.update(json.loads(path.read_text()))
+        results = {m: results[m] for m in MODELS if m in results}
+    else:
+        results = evaluate(args.data, args.models)
+        if args.save:
+            args.save.write_text(json.dumps(results))
+    print(markdown(results), flush=True)
 
 
 if __name__ == "__main__":
