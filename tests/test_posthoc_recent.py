@@ -365,12 +365,13 @@ def test_auto_penalty_is_stronger_with_many_classes_and_few_samples():
     hard = DirichletCalibration().fit(hard_z, hard_y)
     assert hard.cv_lambdas_[np.argmin(hard.cv_scores_)] \
         > 100 * easy.cv_lambdas_[np.argmin(easy.cv_scores_)]
-    # the walk stops one step after the best penalty (patience=1) unless it ran out of grid
+    # the walk stops at the first rise (> 1e-4 relative) above the best so far (patience=1),
+    # unless it ran out of grid
     for cal in (easy, hard):
-        best = int(np.argmin(cal.cv_scores_))
-        assert best == len(cal.cv_scores_) - 2 or len(cal.cv_scores_) == len(AUTO_GRID)
-        assert cal.cv_scores_[-1] > cal.cv_scores_[best] * (1 + 1e-4) \
-            or len(cal.cv_scores_) == len(AUTO_GRID)
+        scores = cal.cv_scores_
+        running = np.minimum.accumulate(scores)
+        assert np.all(scores[1:-1] <= running[:-2] * (1 + 1e-4))
+        assert scores[-1] > running[-2] * (1 + 1e-4) or len(scores) == len(AUTO_GRID)
         assert np.all(np.diff(cal.cv_lambdas_) < 0)  # strongest first
 
 
@@ -428,8 +429,9 @@ def test_reg_lambda_grid_is_chosen_by_cross_validated_nll():
             p = DirichletCalibration(reg_lambda=lam).fit(z[train], y[train]).predict_proba(
                 z[test])
             expected[i] += log_loss(y[test], p, labels=[0, 1, 2]) * len(test) / len(y)
-    # the cross-validation fits stop at a relative tolerance of CV_TOL = 1e-6
-    np.testing.assert_allclose(cal.cv_scores_, expected, rtol=1e-4)
+    # the cross-validation fits stop at a relative objective tolerance of CV_TOL = 1e-5: their
+    # held-out NLL is within ~1e-3 (weak, nearly flat penalties) of a fit to 1e-8
+    np.testing.assert_allclose(cal.cv_scores_, expected, rtol=2e-3)
     assert cal.reg_lambda_ == grid[int(np.argmin(expected))]
     single = DirichletCalibration(reg_lambda=cal.reg_lambda_).fit(z, y)
     np.testing.assert_allclose(cal.coef_, single.coef_)

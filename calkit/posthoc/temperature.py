@@ -42,6 +42,7 @@ from calkit.logits import softmax
 from calkit.metrics.binned import error_from_table
 from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._blas import single_blas_thread
 
 SOLVERS = ("newton", "lbfgs", "grid")
 SELECTION_METRICS = ("nll", "ece_ew", "ece_em")
@@ -412,8 +413,9 @@ class _AffineScaling(BaseCalibrator):
             value, grad = _affine_nll(u / scale, *args)
             return value, grad / scale
 
-        res = minimize(objective, x0 * scale, jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9})
+        with single_blas_thread():  # small products: BLAS threads only wait (see _blas)
+            res = minimize(objective, x0 * scale, jac=True, method="L-BFGS-B",
+                           options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9})
         if not res.success and res.nit >= self.max_iter:
             warnings.warn(f"{type(self).__name__} did not converge in {self.max_iter} "
                           "iterations", ConvergenceWarning, stacklevel=2)
