@@ -67,7 +67,7 @@ from calkit.posthoc.temperature import TemperatureScaling, _affine_nll
 
 #: the normalised penalties tried by ``reg_lambda="auto"``, strongest first
 AUTO_GRID = tuple(10.0 ** e for e in range(6, -5, -1))
-#: relative tolerance of the cross-validation fits (their held-out NLL is off by up to ~1e-3 relative)
+#: relative tolerance of the cross-validation fits (held-out NLL off by up to ~1e-3 relative)
 CV_TOL = 1e-5
 #: a held-out NLL counts as a rise above the best one only beyond this relative margin
 RISE = 1e-4
