@@ -46,7 +46,7 @@ def test_every_method_lowers_ece_on_overconfident_cifar10(name):
         cal = METHODS[name]().fit(z_val, y_val)
     p = cal.predict_proba(z_test)
     after = ece(y_test, p)
-    assert before > 0.04 and after < 0.75 * before  # ETS (Brier-fitted T): 0.0435 -> 0.0296
+    assert before > 0.04 and after < 0.75 * before  # ETS (NLL): TS's T
     if name in ("ts", "ets"):
         assert accuracy(y_test, p) == accuracy(y_test, softmax(z_test))
         np.testing.assert_array_equal(cal.predict(z_test), z_test.argmax(1))
@@ -74,3 +74,43 @@ def test_underconfident_20_newsgroups_gets_t_below_one():
     # the ECE-selected grid (AdaFocal's rule) is not affected by the zeros
     grid = TemperatureScaling(solver="grid").fit(logits[fit], y[fit])
     assert grid.temperature_ < 1
+
+
+def _netcal_fold(model):
+    """Fit / test halves (5,000 each, fixed seed) of a cifar_softmax_netcal model, as logits."""
+    with np.load(shared_path("cifar_softmax_netcal", f"{model}.npz"), allow_pickle=False) as d:
+        p, y = d["predictions"].astype(np.float64), d["ground_truth"].astype(np.int64)
+    z = np.log(np.clip(p, 1e-12, None))
+    order = np.random.default_rng(0).permutation(len(y))
+    a, b = order[:5000], order[5000:]
+    return z[a], y[a], z[b], y[b]
+
+
+@pytest.mark.slow
+def test_safe_defaults_on_cifar100_densenet():
+    """Issue 18's safe defaults on 5,000 x 100 real outputs (about a minute)."""
+    from calkit import nll
+    from calkit.posthoc import ConsistencyCalibration, DirichletCalibration
+
+    zv, yv, zt, yt = _netcal_fold("densenet-bc-100-cifar-100")
+    p0 = softmax(zt)
+    rows = np.arange(len(yt))
+    ts_nll = nll(yt, TemperatureScaling().fit(zv, yv).predict_proba(zt))
+    methods = dict(METHODS, dirichlet=DirichletCalibration, consistency=ConsistencyCalibration)
+    fitted = {}
+    for name, make in methods.items():
+        cal = fitted[name] = make().fit(zv, yv)
+        q = cal.predict_proba(zt)
+        assert q[rows, yt].min() >= 1e-12 * (1 - 1e-9), name  # no (sub-1e-12) zeros
+        assert np.isfinite(nll(yt, q)) and nll(yt, q) < nll(yt, p0), name
+        if name in ("ts", "ets", "spline", "histogram", "isotonic"):  # argmax kept
+            np.testing.assert_array_equal(q.argmax(1), zt.argmax(1), err_msg=name)
+    dirichlet = fitted["dirichlet"]
+    q = dirichlet.predict_proba(zt)
+    assert nll(yt, q) <= ts_nll  # 0.8741 vs 0.8757
+    assert abs(accuracy(yt, q) - accuracy(yt, p0)) <= 0.005
+    # a far stronger penalty than on a 10-class model with the same number of samples
+    zv10, yv10, _, _ = _netcal_fold("lenet-5-cifar-10")
+    small = DirichletCalibration().fit(zv10, yv10)
+    chosen = dirichlet.cv_lambdas_[np.argmin(dirichlet.cv_scores_)]
+    assert chosen >= 100 * small.cv_lambdas_[np.argmin(small.cv_scores_)]

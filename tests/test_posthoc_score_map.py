@@ -124,9 +124,104 @@ def test_spline_calibration_full_vector_rule():
 
 
 def test_rescale_top_label_edge_cases():
-    p = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
-    out = rescale_top_label(p, np.array([0.7, 0.2]))
-    np.testing.assert_allclose(out, [[0.7, 0.15, 0.15], [0.2, 0.8, 0.0]])
+    p = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.4, 0.35, 0.15]])
+    out = rescale_top_label(p, np.array([0.7, 0.2, 0.3]))
+    third = 1 / 3
+    # row 0: proportional (the zeros share equally); row 1: c below 1/K is raised to 1/K;
+    # row 2: c = 0.3 < 1/K as well; the top class stays the (strict) largest in every row
+    np.testing.assert_allclose(out, [[0.7, 0.15, 0.15], [third, third, third],
+                                     [third, third, third]], atol=1e-9)
+    np.testing.assert_array_equal(out.argmax(1), [0, 0, 0])
+    # water-filling by hand: the runner-up 0.35 * 0.7 / 0.6 = 0.408 > c is capped at c, the
+    # remaining 1 - 0.3 - 0.3 = 0.4 goes to 0.15 : 0.1, i.e. 0.24 and 0.16
+    out = rescale_top_label(np.array([[0.4, 0.35, 0.15, 0.1]]), np.array([0.3]))
+    np.testing.assert_allclose(out, [[0.3, 0.3, 0.24, 0.16]], atol=1e-8)
+    assert out[0, 0] > out[0, 1]
+    # the floor: exact zeros get it, taken from the others in proportion
+    out = rescale_top_label(np.array([[0.9, 0.1, 0.0]]), np.array([0.95]), floor=1e-3)
+    np.testing.assert_allclose(out, [[0.95, 0.049, 1e-3]], atol=1e-12)
+    with pytest.raises(ValueError, match="floor must be"):
+        rescale_top_label(p, np.array([0.7, 0.2, 0.3]), floor=0.5)
+
+
+def _reference_share(p_row, c, floor):
+    """One row by root-finding: others clip(lam p_k, floor, c / (1 + margin)) summing to 1 - c."""
+    from scipy.optimize import brentq
+
+    from calkit.posthoc._score_map import TIE_MARGIN
+
+    k = len(p_row)
+    top = int(np.argmax(p_row))
+    c = float(np.clip(c, (1 + TIE_MARGIN) / k, 1 - (k - 1) * floor))
+    cap = c / (1 + TIE_MARGIN)
+    q = np.delete(np.maximum(p_row, np.finfo(float).tiny), top)
+
+    def excess(log_lam):
+        return np.clip(np.exp(np.minimum(log_lam + np.log(q), 1.0)), floor, cap).sum() - (1 - c)
+
+    if excess(-700) >= 0:  # c = 1 - (K - 1) floor: every other class gets the floor
+        return c, np.insert(np.full(k - 1, floor), top, c)
+    log_lam = brentq(excess, -700, 1500, xtol=1e-14)
+    return c, np.insert(np.clip(np.exp(log_lam + np.log(q)), floor, cap), top, c)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 8), st.integers(1, 20), st.sampled_from([0.0, 1e-12, 1e-4]),
+       st.integers(0, 2 ** 32 - 1))
+def test_rescale_top_label_properties(k, n, floor, seed):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, 0.3), size=n)
+    p[rng.random(p.shape) < 0.2] = 0.0  # exact zeros (underflowed softmax)
+    p[np.arange(n), rng.integers(0, k, n)] += 0.01  # no all-zero row
+    p /= p.sum(1, keepdims=True)
+    c = rng.random(n)
+    out = rescale_top_label(p, c, floor)
+    rows, top = np.arange(n), p.argmax(1)
+    np.testing.assert_allclose(out.sum(1), 1, atol=1e-12)
+    assert out.min() >= floor * (1 - 1e-12)
+    np.testing.assert_array_equal(out.argmax(1), top)  # the prediction never moves
+    others = out.copy()
+    others[rows, top] = -np.inf
+    assert np.all(others.max(1) < out[rows, top])
+    for i in range(n):
+        c_i, expected = _reference_share(p[i], c[i], floor)
+        assert out[i, top[i]] == c_i
+        np.testing.assert_allclose(out[i], expected, atol=1e-10)
+
+
+def _tie_free_logits(draw_seed, n, k):
+    rng = np.random.default_rng(draw_seed)
+    z = rng.normal(size=(n, k)) * rng.uniform(0.5, 6)
+    y = np.where(rng.random(n) < 0.5, z.argmax(1), rng.integers(0, k, n))
+    return z, y
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(2, 12),
+       st.sampled_from(["isotonic", "histogram", "spline"]))
+def test_top_label_calibrators_keep_the_predicted_class(seed, k, method):
+    cls = {"isotonic": IsotonicCalibration, "histogram": HistogramBinning,
+           "spline": SplineCalibration}[method]
+    z, y = _tie_free_logits(seed, 300, k)
+    cal = cls().fit(z, y)
+    z_new, _ = _tie_free_logits(seed + 1, 200, k)
+    q = cal.predict_proba(z_new)
+    np.testing.assert_array_equal(q.argmax(1), z_new.argmax(1))
+    np.testing.assert_array_equal(cal.predict(z_new), z_new.argmax(1))
+    assert q.min() >= 1e-12 * (1 - 1e-9)
+    np.testing.assert_allclose(q.sum(1), 1, atol=1e-12)
+    assert cal.accuracy_change_ == 0.0
+
+
+def test_one_vs_rest_records_its_accuracy_change_and_floors():
+    z, y = _logits(k=3)
+    y = np.where(y == 2, 0, y)  # class 2 never seen: its map is 0 everywhere
+    iso = IsotonicCalibration(multiclass="one_vs_rest").fit(z, y)
+    q = iso.predict_proba(z)
+    expected = np.mean(q.argmax(1) == y) - np.mean(z.argmax(1) == y)
+    assert iso.accuracy_change_ == pytest.approx(expected, abs=1e-15)
+    assert iso.accuracy_change_ != 0.0  # class 2 is never predicted any more
+    np.testing.assert_allclose(q[:, 2], 1e-12, rtol=1e-9)
 
 
 # ----------------------------------------------------------------------------- histogram
@@ -204,19 +299,7 @@ def test_isotonic_one_vs_rest_absent_class_maps_to_zero():
     z, y = _logits(k=3)
     y = np.where(y == 2, 0, y)  # class 2 never seen
     iso = IsotonicCalibration(multiclass="one_vs_rest").fit(z, y)
-    q = iso.predict_proba(z)
+    q = IsotonicCalibration(multiclass="one_vs_rest", floor=0.0).fit(z, y).predict_proba(z)
     assert np.all(q[:, 2] == 0)
     np.testing.assert_allclose(q.sum(1), 1, atol=1e-12)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(2, 6), st.integers(1, 20), st.integers(0, 2 ** 32 - 1))
-def test_rescale_top_label_properties(k, n, seed):
-    rng = np.random.default_rng(seed)
-    p = rng.dirichlet(np.full(k, 0.3), size=n)
-    c = rng.random(n)
-    out = rescale_top_label(p, c)
-    rows = np.arange(n)
-    np.testing.assert_allclose(out.sum(1), 1, atol=1e-12)
-    assert out.min() >= 0
-    np.testing.assert_array_equal(out[rows, p.argmax(1)], c)
+    assert iso.predict_proba(z)[:, 2].min() > 0  # the default floor

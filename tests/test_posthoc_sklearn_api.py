@@ -309,8 +309,10 @@ def test_one_d_confidences_with_correctness():
     iso = IsotonicCalibration().fit(conf, right)
     ref = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(conf, right)
     grid = np.linspace(0, 1, 21)
-    np.testing.assert_allclose(iso.predict_proba(grid), ref.predict(grid))
-    hb = HistogramBinning(n_bins=10).fit(conf, right)
+    floor = iso.floor   # the documented least probability (1e-12 by default)
+    np.testing.assert_allclose(iso.predict_proba(grid),
+                               np.clip(ref.predict(grid), floor, 1 - floor))
+    hb = HistogramBinning(n_bins=10, floor=0.0).fit(conf, right)
     table_acc = [right[(conf > a) & (conf <= b)].mean()
                  for a, b in zip(hb.nodes_x_[:-1], hb.nodes_x_[1:], strict=True)]
     np.testing.assert_allclose(hb.predict_proba((hb.nodes_x_[:-1] + hb.nodes_x_[1:]) / 2),
@@ -330,7 +332,7 @@ def test_one_d_isotonic_takes_real_valued_scores():
     rng = np.random.default_rng(3)
     d = rng.normal(size=500) * 4
     y = (rng.random(500) < 1 / (1 + np.exp(-d))).astype(int)
-    iso = IsotonicCalibration().fit(d, y)
+    iso = IsotonicCalibration(floor=0.0).fit(d, y)
     ref = IsotonicRegression(out_of_bounds="clip").fit(d, y)
     np.testing.assert_allclose(iso.predict_proba(np.linspace(-9, 9, 41)),
                                ref.predict(np.linspace(-9, 9, 41)))

@@ -207,12 +207,24 @@ def _mse(p, y):
 
 def test_ets_temperature_is_the_mse_minimiser_on_the_reference_bounds():
     z, y = _overconfident(3000, 10, t_true=1.8)
-    ets = EnsembleTemperatureScaling().fit(z, y)
+    ets = EnsembleTemperatureScaling(loss="mse").fit(z, y)
     coarse = np.arange(5, 501) / 100
     t0 = coarse[np.argmin([_mse(softmax(z / t, axis=1), y) for t in coarse])]
     fine = t0 + np.arange(-100, 101) * 1e-4
     ref = fine[np.argmin([_mse(softmax(z / t, axis=1), y) for t in fine])]
     assert ets.temperature_ == pytest.approx(ref, abs=2e-4)
+
+
+def test_ets_default_temperature_is_temperature_scaling():
+    """The default (NLL) ETS temperature is TS's, so its NLL is never above TS's."""
+    z, y = _overconfident(3000, 10, t_true=1.8)
+    ets = EnsembleTemperatureScaling().fit(z, y)
+    ts = TemperatureScaling(t_bounds=(0.05, 5.0)).fit(z, y)
+    assert ets.temperature_ == ts.temperature_
+    rows = np.arange(len(y))
+    nll_ets = -np.mean(np.log(ets.predict_proba(z)[rows, y]))
+    nll_ts = -np.mean(np.log(ts.predict_proba(z)[rows, y]))
+    assert nll_ets <= nll_ts + 1e-9
 
 
 @pytest.mark.parametrize("loss", ["mse", "nll"])

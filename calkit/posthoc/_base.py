@@ -140,8 +140,10 @@ class BaseCalibrator(BaseEstimator):
         self._check_fitted()
         if self._keeps_argmax:
             z, positive_column = api.predict_input(self, X)
-            z = check_predict_logits(z, self.n_classes_, type(self).__name__)
-            return api.decode_labels(self, z.argmax(1) if is_torch(z) else np.argmax(z, axis=1))
+            if z.ndim == 2:  # a 1-D score map can move p across 0.5: thresholded below
+                z = check_predict_logits(z, self.n_classes_, type(self).__name__)
+                return api.decode_labels(self, z.argmax(1) if is_torch(z) else
+                                         np.argmax(z, axis=1))
         p = self.predict_proba(X)
         if p.ndim == 1:
             index = (p > 0.5).long() if is_torch(p) else (p > 0.5).astype(np.int64)

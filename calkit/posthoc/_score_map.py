@@ -8,15 +8,24 @@ they are applied to ``p = softmax(z)`` in one of two ways (``multiclass=``):
     One map, fitted on the top-label confidence ``max_k p_k`` against whether
     the prediction is right (Guo et al. 2017; Gupta & Ramdas 2022).  At predict
     time the top class gets the calibrated confidence ``c`` and the other
-    classes are rescaled by ``(1 - c) / (1 - p_top)`` so the row sums to one
-    (when ``p_top`` is exactly 1 the others share ``1 - c`` equally).  The
-    top-label confidence is thus calibrated exactly as fitted; if ``c`` falls
-    below a rescaled runner-up the argmax of the output moves to that class.
+    classes share ``1 - c`` in proportion to ``p`` (:func:`rescale_top_label`),
+    each capped just below ``c`` and floored at ``floor``, so **the predicted
+    class never changes** (accuracy is that of the model, as for temperature
+    scaling): a runner-up that proportional rescaling would lift above ``c`` is
+    capped and its excess goes to the other classes.  ``c`` is clipped to
+    ``[1/K, 1 - (K - 1) floor]`` first (a top class below ``1/K`` cannot be the
+    largest).  The top-label confidence is thus calibrated as fitted.
 ``"one_vs_rest"``
     One map per class, fitted on ``p_k`` against ``y == k`` (Zadrozny & Elkan
     2002); the mapped values are renormalised to sum to one (a row mapped to all
-    zeros becomes uniform).  A class absent from the calibration set gets a map
-    that is 0 everywhere.
+    zeros becomes uniform), then floored (:func:`floor_probabilities`).  A class
+    absent from the calibration set gets a map that is 0 everywhere.  This **can
+    change the predicted class**; ``accuracy_change_`` records the change of
+    accuracy on the fitting data (0 for ``"top_label"``).
+
+``floor`` (default ``1e-12``) is the least probability any class gets, so a
+class the map sends to 0 (a bin whose samples were all right, a spline clipped
+at 1) never makes the log-loss infinite.
 
 A 1-D ``X`` is one binary score per sample (the probability of the positive
 class, or a confidence with 0/1 correctness as ``y``): one map is fitted on it
@@ -33,6 +42,7 @@ plain numbers.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import ClassVar
 
 import numpy as np
@@ -40,6 +50,7 @@ import numpy as np
 from calkit._array import to_numpy
 from calkit._validation import check_option, check_scores
 from calkit.logits import softmax
+from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import (
     BaseCalibrator,
     check_fit_binary_targets,
@@ -51,8 +62,33 @@ from calkit.posthoc._persistence import ValueSpec
 MULTICLASS = ("top_label", "one_vs_rest")
 
 
-def rescale_top_label(p: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Rows of ``p`` with the top class set to ``c`` and the others rescaled to ``1 - c``.
+#: relative gap between the top class and any other class in a top-label output row
+TIE_MARGIN = 1e-9
+
+
+def rescale_top_label(p: np.ndarray, c: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Rows of ``p`` with the top class set to ``c`` and the others sharing ``1 - c``.
+
+    The others keep their proportions, ``o_k = clip(lam * p_k, floor, cap)`` with
+    one ``lam`` per row chosen so the row sums to one: ``cap = c / (1 + TIE_MARGIN)``
+    keeps the top class strictly the largest entry (the argmax never moves) and
+    ``floor`` is the least probability of any class.  For this to be possible ``c``
+    is first clipped to ``[(1 + TIE_MARGIN) / K, 1 - (K - 1) floor]`` (no row
+    whose largest entry is below ``1 / K`` exists).  Rows whose proportional
+    rescaling already meets both bounds are exactly proportional.
+
+    Parameters
+    ----------
+    p : ndarray of shape (N, K)
+        Probabilities (rows sum to one).
+    c : ndarray of shape (N,)
+        Calibrated confidence of each row's top class.
+    floor : float, default=0
+        Least probability given to any class, in ``[0, 1 / K)``.
+
+    Returns
+    -------
+    ndarray of shape (N, K)
 
     Examples
     --------
@@ -60,21 +96,83 @@ def rescale_top_label(p: np.ndarray, c: np.ndarray) -> np.ndarray:
     >>> from calkit.posthoc._score_map import rescale_top_label
     >>> rescale_top_label(np.array([[0.6, 0.3, 0.1]]), np.array([0.8])).round(6).tolist()
     [[0.8, 0.15, 0.05]]
+    >>> out = rescale_top_label(np.array([[0.4, 0.35, 0.15, 0.1]]), np.array([0.3]))
+    >>> out.round(6).tolist(), int(out.argmax())   # runner-up capped just below 0.3
+    ([[0.3, 0.3, 0.24, 0.16]], 0)
     """
     n, k = p.shape
+    _check_floor(floor, k)
     rows = np.arange(n)
     top = np.argmax(p, axis=1)
+    c = np.clip(np.asarray(c, dtype=np.float64), (1 + TIE_MARGIN) / k, 1.0 - (k - 1) * floor)
+    cap = c / (1 + TIE_MARGIN)
     others = np.array(p, dtype=np.float64)
     others[rows, top] = 0.0
     rest = others.sum(axis=1)  # summed directly: 1 - p_top loses digits when p_top ~ 1
-    has_rest = rest > 0
-    scale = np.where(has_rest, (1.0 - c) / np.where(has_rest, rest, 1.0), 0.0)
+    scale = (1.0 - c) / np.where(rest > 0, rest, 1.0)
     out = others * scale[:, None]
-    if not has_rest.all():
-        flat = ~has_rest
-        out[flat] = ((1.0 - c[flat]) / (k - 1))[:, None]
+    out[rows, top] = np.inf  # excluded from the bound checks below
+    bad = (rest <= 0) | (out.min(axis=1) < floor) | \
+        (np.where(np.isinf(out), -np.inf, out).max(axis=1) > cap)
+    if bad.any():
+        out[bad] = _clipped_share(others[bad], top[bad], 1.0 - c[bad], floor, cap[bad])
     out[rows, top] = c
     return out
+
+
+def _clipped_share(q, top, total, lo, hi):
+    """Rows ``clip(lam * q, lo, hi)`` (top column excluded) summing to ``total``.
+
+    The sum is continuous and non-decreasing in ``lam``: bisection in ``log lam``
+    (64 halvings of a bracket of width < 1500), then the unclipped entries are
+    rescaled so the row sums to ``total`` exactly.
+    """
+    m, k = q.shape
+    rows = np.arange(m)
+    tiny = np.finfo(np.float64).tiny
+    q = np.maximum(q, tiny)  # exact zeros share like the smallest positive number
+    q[rows, top] = 0.0
+    hi = hi[:, None]
+    log_lo = np.full(m, np.log(tiny))
+    log_hi = np.log(hi[:, 0]) - np.log(tiny) + 1.0
+    for _ in range(64):
+        mid = 0.5 * (log_lo + log_hi)
+        s = np.clip(np.exp(mid)[:, None] * q, lo, hi)
+        s[rows, top] = 0.0
+        low = s.sum(axis=1) < total
+        log_lo = np.where(low, mid, log_lo)
+        log_hi = np.where(low, log_hi, mid)
+    out = np.clip(np.exp(log_hi)[:, None] * q, lo, hi)
+    out[rows, top] = 0.0
+    free = (out > lo) & (out < hi)
+    free[rows, top] = False
+    clamped = np.where(free, 0.0, out).sum(axis=1)
+    free_sum = np.where(free, out, 0.0).sum(axis=1)
+    fix = np.where(free_sum > 0, (total - clamped) / np.where(free_sum > 0, free_sum, 1.0), 1.0)
+    return np.where(free, out * fix[:, None], out)
+
+
+def _check_floor(floor, k: int) -> None:
+    if isinstance(floor, bool) or not isinstance(floor, Real) or not 0 <= floor < 1 / k:
+        raise ValueError(f"floor must be a number in [0, 1/K) = [0, {1 / k:.3g}), "
+                         f"got {floor!r}")
+
+
+def floor_probabilities(q: np.ndarray, floor: float) -> np.ndarray:
+    """Rows of ``q`` with every entry at least ``floor``, mass taken proportionally.
+
+    ``(1 - K floor) q + floor``: the order of the entries within a row is kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc._score_map import floor_probabilities
+    >>> floor_probabilities(np.array([[1.0, 0.0]]), 0.01).tolist()
+    [[0.99, 0.01]]
+    """
+    _check_floor(floor, q.shape[1])
+    k = q.shape[1]
+    return q * (1.0 - k * floor) + floor if floor > 0 else q
 
 
 class _ScoreMapCalibrator(BaseCalibrator):
@@ -84,14 +182,21 @@ class _ScoreMapCalibrator(BaseCalibrator):
         "nodes_x_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "nodes_y_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
-        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "accuracy_change_": ValueSpec("unsaved")}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
-        "multiclass": ValueSpec("str", choices=MULTICLASS)}
+        "multiclass": ValueSpec("str", choices=MULTICLASS),
+        "floor": ValueSpec("float", ge=0, lt=0.5)}
     #: nodes_x_ has this many more entries than nodes_y_ per map (bin edges vs values: 1)
     _extra_x_nodes: ClassVar[int] = 0
     _native_1d = True
     #: "probability": 1-D scores must lie in [0, 1]; "real": any finite score
     _score_range: ClassVar[str] = "probability"
+
+    @property
+    def _keeps_argmax(self) -> bool:
+        """Top-label maps keep the argmax by construction; one-vs-rest maps may move it."""
+        return self.multiclass == "top_label"
 
     def _check_params(self) -> None:
         """Validate subclass-specific constructor parameters (override)."""
@@ -135,6 +240,7 @@ class _ScoreMapCalibrator(BaseCalibrator):
         if getattr(X, "ndim", np.ndim(X)) == 1:
             scores = _check_1d_scores(X, self._score_range)
             targets = check_fit_binary_targets(y, len(scores))
+            _check_floor(self.floor, 2)
             pairs, n_classes = [(scores, targets)], 2
         else:
             z, labels = check_fit_logits(X, y)
@@ -150,6 +256,14 @@ class _ScoreMapCalibrator(BaseCalibrator):
         self.nodes_y_ = np.concatenate([v for _, v in maps]).astype(np.float64)
         self.offsets_ = np.cumsum(lengths, axis=0)
         self.n_classes_ = n_classes
+        if len(pairs) == 1 and n_classes == 2 and getattr(X, "ndim", np.ndim(X)) == 1:
+            if self._score_range == "probability":  # 1-D: the class is p > 0.5, before and after
+                after = self.calibrate_scores(scores) > 0.5
+                self.accuracy_change_ = float(np.mean(after == (targets > 0.5))
+                                              - np.mean((scores > 0.5) == (targets > 0.5)))
+        else:
+            self.accuracy_change_ = (0.0 if self.multiclass == "top_label"
+                                     else accuracy_change(z, self._predict_proba(z), labels))
         return self
 
     def calibrate_scores(self, scores, index: int = 0) -> np.ndarray:
@@ -177,15 +291,18 @@ class _ScoreMapCalibrator(BaseCalibrator):
 
     def _predict_proba(self, X):
         if X.ndim == 1:
-            return self.calibrate_scores(_check_1d_scores(X, self._score_range))
+            floor = self.floor
+            return np.clip(self.calibrate_scores(_check_1d_scores(X, self._score_range)),
+                           floor, 1.0 - floor)
         z = check_predict_logits(X, self.n_classes_, type(self).__name__)
         z = np.asarray(z, dtype=np.float64)
         p = softmax(z)
         if self.multiclass == "top_label":
-            return rescale_top_label(p, self.calibrate_scores(p.max(axis=1)))
+            return rescale_top_label(p, self.calibrate_scores(p.max(axis=1)), self.floor)
         q = np.stack([self.calibrate_scores(p[:, k], k) for k in range(p.shape[1])], axis=1)
         total = q.sum(axis=1, keepdims=True)
-        return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+        q = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+        return floor_probabilities(q, self.floor)
 
 
 def _check_1d_scores(X, score_range: str) -> np.ndarray:

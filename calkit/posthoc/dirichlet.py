@@ -8,19 +8,43 @@ validation data by minimising
     mean NLL + lambda' * sum_{i != j} W_ij^2 + mu' * sum_j b_j^2,
 
 the Off-Diagonal and Intercept Regularisation (ODIR): the diagonal of ``W`` is
-free, so the identity map (``W = I, b = 0``, the uncalibrated model) costs
-nothing beyond its NLL.  ``lambda' = reg_lambda`` and ``mu' = reg_mu``, or with
-``reg_norm=True`` ``reg_lambda / (K (K - 1))`` and ``reg_mu / K`` (the paper's
-per-entry normalisation).
+free, so temperature scaling (``W = I / T, b = 0``) costs nothing beyond its
+NLL.  ``lambda' = reg_lambda`` and ``mu' = reg_mu``, or with ``reg_norm=True``
+``reg_lambda / (K (K - 1))`` and ``reg_mu / K`` (the paper's per-entry
+normalisation).
 
-As in the reference package ``dirichletcal`` (``FullDirichletCalibrator`` with
-``ref_row=True``), the last row of ``[W | b]`` is fixed at zero, which removes
-the softmax's invariance to adding one vector to every row; the penalty is on
-these identified parameters, so with the same ``reg_lambda``, ``reg_mu`` and
-``reg_norm`` both fit the same strictly convex objective.  calkit minimises it
-with L-BFGS-B and the analytic gradient instead of ``dirichletcal``'s Newton
-iterations on JAX derivatives; the NLL and its gradient are those of
-:class:`calkit.posthoc.temperature.MatrixScaling` on the log-probabilities.
+**Default: the penalty is chosen by cross-validation**, as in the paper
+(``reg_lambda="auto"``): normalised penalties ``lambda = mu`` on the grid
+``10^6, 10^5, ..., 10^-4`` (per entry ``lambda / (K (K - 1))`` and ``mu / K``)
+are walked from the strongest down, each fitted on ``cv`` folds (stratified)
+warm-started from the previous, stronger penalty's fit on the same fold; the
+walk stops once the held-out NLL has risen (by more than a relative ``1e-4``
+above the best so far: strong penalties all give nearly temperature scaling,
+and their tiny differences are noise) ``patience`` times in a row.  The
+penalty with the lowest held-out NLL is then refitted on all the data.  So a
+strong penalty is chosen where ``K^2`` parameters meet few samples per class
+(CIFAR-100: 10,100 parameters, 5,000 samples) and a weak one for few classes.
+
+Parameterisation.  By default (``ref_row=False``) all of ``[W | b]`` is free:
+with ``lambda' > 0`` the penalty removes the softmax's invariance to adding one
+vector to every row (the objective is strictly convex), and the temperature-
+scaled map is penalty-free.  ``ref_row=True`` fixes the last row of ``[W | b]``
+at zero, as the reference package ``dirichletcal`` (``FullDirichletCalibrator``,
+``ref_row=True``), and penalises the identified parameters; then the diagonal
+map itself pays ``lambda'`` per row, so strong penalties pull away from
+temperature scaling.
+
+Solver.  Every fit starts from temperature scaling on its own training data
+(``W = I / T``; with ``ref_row`` minus the last row) and runs L-BFGS-B in float64
+with the analytic gradient on Jacobi-preconditioned variables: each parameter
+is divided by the square root of the objective's curvature along it at the
+start (``mean p_i (1 - p_i) x_j^2`` plus the penalty's), which removes the bad
+scaling of log-probability features (``log p`` down to ``-28`` for ``p = 1e-12``).
+A fit that stops at ``max_iter`` iterations raises a ``ConvergenceWarning``
+(once per ``fit``, counting the cross-validation fits).  BLAS runs on one thread
+during ``fit`` (:mod:`calkit.posthoc._blas`).  The NLL and its
+gradient are those of :class:`calkit.posthoc.temperature.MatrixScaling` on the
+log-probabilities.
 """
 
 from __future__ import annotations
@@ -36,48 +60,102 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from calkit.logits import log_softmax, softmax
+from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._blas import single_blas_thread
 from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._sklearn_api import predict_input
-from calkit.posthoc.temperature import _affine_nll
+from calkit.posthoc.temperature import TemperatureScaling, _affine_nll
+
+#: the normalised penalties tried by ``reg_lambda="auto"``, strongest first
+AUTO_GRID = tuple(10.0 ** e for e in range(6, -5, -1))
+#: relative tolerance of the cross-validation fits (held-out NLL off by up to ~1e-3 relative)
+CV_TOL = 1e-5
+#: a held-out NLL counts as a rise above the best one only beyond this relative margin
+RISE = 1e-4
 
 
-def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu, weights=None):
-    """Penalised mean NLL of ``softmax(logp W^T + b)`` and its gradient.
-
-    ``free`` holds the first ``K - 1`` rows of ``[W | b]`` (the last row is 0).
-    The penalty is ``lam_off * sum_{i != j} W_ij^2 + lam_diag * sum_i W_ii^2 +
-    mu * sum_j b_j^2``; ODIR is ``lam_diag = 0`` (``lam_diag = lam_off`` is the
-    plain L2 penalty on ``W`` of a multinomial logistic regression).
-    """
-    k = logp.shape[1]
+def _full(free, k, ref_row):
+    """``[W | b]`` (K, K + 1) from the free parameters (last row 0 with ``ref_row``)."""
+    if not ref_row:
+        return free.reshape(k, k + 1)
     wb = np.zeros((k, k + 1))
     wb[:-1] = free.reshape(k - 1, k + 1)
+    return wb
+
+
+def _penalty_weights(k, lam_off, lam_diag, mu):
+    weight = np.full((k, k + 1), lam_off)
+    weight[np.arange(k), np.arange(k)] = lam_diag
+    weight[:, k] = mu
+    return weight
+
+
+def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu, ref_row=True, weights=None):
+    """Penalised mean NLL of ``softmax(logp W^T + b)`` and its gradient.
+
+    ``free`` holds ``[W | b]`` row by row (its first ``K - 1`` rows with
+    ``ref_row``, the last row being 0).  The penalty is ``lam_off * sum_{i != j}
+    W_ij^2 + lam_diag * sum_i W_ii^2 + mu * sum_j b_j^2``; ODIR is
+    ``lam_diag = 0`` (``lam_diag = lam_off`` is the plain L2 penalty on ``W`` of a
+    multinomial logistic regression).  ``weights``: per-sample weights summing to
+    one (a weighted mean NLL), or None.
+    """
+    k = logp.shape[1]
+    wb = _full(free, k, ref_row)
     params = np.concatenate([wb[:, :k].ravel(), wb[:, k]])
     value, grad = _affine_nll(params, logp, onehot, 0.0, (k, k), np.zeros((k, k)), weights)
-    w, b = wb[:, :k], wb[:, k]
-    weight = np.full((k, k), lam_off)
-    np.fill_diagonal(weight, lam_diag)
-    value += float(np.sum(weight * w * w) + mu * np.sum(b * b))
+    weight = _penalty_weights(k, lam_off, lam_diag, mu)
+    value += float(np.sum(weight * wb * wb))
     g = np.empty((k, k + 1))
-    g[:, :k] = grad[:k * k].reshape(k, k) + 2 * weight * w
-    g[:, k] = grad[k * k:] + 2 * mu * b
-    return value, g[:-1].ravel()
+    g[:, :k] = grad[:k * k].reshape(k, k)
+    g[:, k] = grad[k * k:]
+    g += 2 * weight * wb
+    return value, (g[:-1] if ref_row else g).ravel()
 
 
-def _fit_dirichlet(logp, labels, lam_off, lam_diag, mu, max_iter, tol, sample_weight=None):
-    """Minimise :func:`_odir_objective` from the identity map; returns ``(W, b, result)``."""
+def _curvature(wb, logp, weight, weights=None):
+    """Diagonal of the objective's Hessian in ``[W | b]`` at ``wb`` (the preconditioner);
+    ``weights`` (summing to one): the weighted mean, as the weighted objective."""
+    k = logp.shape[1]
+    p = softmax(logp @ wb[:, :k].T + wb[:, k])
+    d = p * (1 - p)
+    d = d / len(logp) if weights is None else d * weights[:, None]
+    diag = np.empty((k, k + 1))
+    diag[:, :k] = d.T @ (logp * logp)
+    diag[:, k] = d.sum(axis=0)
+    return diag + 2 * weight
+
+
+def _fit_dirichlet(logp, labels, lam_off, lam_diag, mu, max_iter, tol, start=None,
+                   ref_row=False, sample_weight=None):
+    """Minimise :func:`_odir_objective` from ``start`` (default: the identity map).
+
+    Returns ``(W, b, result)``; ``sample_weight`` (N,) weights the mean NLL.
+    """
     weights = None if sample_weight is None else sample_weight / np.sum(sample_weight)
     n, k = logp.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0
-    start = np.hstack([np.eye(k) - np.eye(k)[-1], np.zeros((k, 1))])  # identity, last row 0
-    res = minimize(_odir_objective, start[:-1].ravel(),
-                   args=(logp, onehot, lam_off, lam_diag, mu, weights), jac=True,
-                   method="L-BFGS-B",
-                   options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 30})
-    wb = np.zeros((k, k + 1))
-    wb[:-1] = res.x.reshape(k - 1, k + 1)
+    if start is None:
+        start = np.hstack([np.eye(k), np.zeros((k, 1))])
+    if ref_row:
+        start = start - start[-1]
+    weight = _penalty_weights(k, lam_off, lam_diag, mu)
+    scale = np.sqrt(np.maximum(_curvature(start, logp, weight, weights), 1e-12))
+    if ref_row:
+        scale = scale[:-1]
+    scale = scale.ravel()
+    x0 = (start[:-1] if ref_row else start).ravel() * scale
+
+    def objective(x):
+        value, grad = _odir_objective(x / scale, logp, onehot, lam_off, lam_diag, mu, ref_row,
+                                      weights)
+        return value, grad / scale
+
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 20})
+    wb = _full(res.x / scale, k, ref_row)
     return wb[:, :k], wb[:, k], res
 
 
@@ -87,16 +165,29 @@ def _check_reg(value, name: str) -> float:
     return float(value)
 
 
+def _temperature_start(logp, labels, ref_row, sample_weight=None):
+    """``[W | b]`` of temperature scaling fitted on ``logp`` (the warm start)."""
+    k = logp.shape[1]
+    with warnings.catch_warnings():  # a temperature at its bound is still a fine start
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        beta = 1.0 / TemperatureScaling().fit(logp, labels,
+                                              sample_weight=sample_weight).temperature_
+    start = np.hstack([beta * np.eye(k), np.zeros((k, 1))])
+    return start - start[-1] if ref_row else start
+
+
 class DirichletCalibration(BaseCalibrator):
     """Dirichlet calibration, ``softmax(W log p + b)``, with ODIR regularisation.
 
     Parameters
     ----------
-    reg_lambda : float or sequence of float, default=1e-3
-        Weight of the squared off-diagonal entries of ``W``.  A sequence is a
-        grid: the value with the lowest ``cv``-fold cross-validated NLL on the
-        data passed to :meth:`fit` is chosen (ties: the first), then the
-        calibrator is refitted on all of it.
+    reg_lambda : "auto", float or sequence of float, default="auto"
+        Weight of the squared off-diagonal entries of ``W``.  ``"auto"``: chosen
+        by cross-validation on the normalised grid ``AUTO_GRID`` (module
+        docstring; ``reg_mu`` and ``reg_norm`` are then ignored: the grid is
+        normalised and ``mu = lambda``).  A sequence is a grid: every value is
+        fitted on ``cv`` folds and the one with the lowest held-out NLL is chosen
+        (ties: the first), then refitted on all the data.
     reg_mu : float, optional
         Weight of the squared intercepts; default: the same as ``reg_lambda``
         (in ``dirichletcal``, ``reg_mu=None`` instead means plain L2 on all of
@@ -104,35 +195,46 @@ class DirichletCalibration(BaseCalibrator):
     reg_norm : bool, default=False
         Divide ``reg_lambda`` by ``K (K - 1)`` and ``reg_mu`` by ``K`` (the
         number of penalised entries), as ``dirichletcal``'s ``reg_norm``.
-    max_iter : int, default=5000
-        L-BFGS-B iterations.
-    tol : float, default=1e-13
-        L-BFGS-B relative tolerance on the objective.
-    cv : int, default=5
-        Folds of the cross-validation when ``reg_lambda`` is a grid (stratified
-        when every class has at least ``cv`` samples).
+    max_iter : int, default=1000
+        L-BFGS-B iterations per fit (a ``ConvergenceWarning`` when reached).
+    tol : float, default=1e-8
+        L-BFGS-B relative tolerance on the objective (the cross-validation fits
+        use ``max(tol, CV_TOL)``, ``CV_TOL = 1e-5``).
+    cv : int, splitter or iterable of (train, test), default=5
+        Folds of the cross-validation (an int: stratified when every class has
+        at least ``cv`` samples).
+    patience : int, default=1
+        ``"auto"`` only: stop walking the grid after this many consecutive rises
+        of the held-out NLL.
+    ref_row : bool, default=False
+        Fix the last row of ``[W | b]`` at zero, as ``dirichletcal`` (module
+        docstring).
     random_state : int, default=0
         Seed of the fold assignment.
 
     Attributes
     ----------
     coef_ : ndarray of shape (K, K)
-        ``W`` (last row zero).
+        ``W``.
     intercept_ : ndarray of shape (K,)
-        ``b`` (last entry zero).
+        ``b``.
     n_classes_ : int
     n_iter_ : int
-    reg_lambda_ : float
-        The ``reg_lambda`` used (the chosen one for a grid).
+        L-BFGS-B iterations of the final fit.
+    reg_lambda_, reg_mu_ : float
+        The per-entry penalties used (``lambda'``, ``mu'``).
+    cv_lambdas_ : ndarray
+        The grid values evaluated (as given, or normalised for ``"auto"``).
     cv_scores_ : ndarray
-        Mean held-out NLL per grid value (empty for a single value).
+        Mean held-out NLL per evaluated grid value (empty for a single value).
+    accuracy_change_ : float
+        Accuracy change on the fitting data.  Dirichlet calibration **can change
+        predictions** (``W`` mixes the classes).
 
     Notes
     -----
     Takes **logits** ``(N, K)``; the features are ``log_softmax(logits)``.  To
-    calibrate probabilities, pass ``np.log(p)`` (clipped away from zero).  The
-    argmax may change.  The paper selects the regularisation by
-    cross-validation: pass a grid, e.g. ``reg_lambda=[1e-4, 1e-3, 1e-2, 1e-1]``.
+    calibrate probabilities, pass ``np.log(p)`` (clipped away from zero).
 
     Examples
     --------
@@ -141,8 +243,8 @@ class DirichletCalibration(BaseCalibrator):
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 3, 600)
     >>> z = 3.0 * (np.eye(3)[y] + rng.normal(0, 0.6, (600, 3)))  # over-confident logits
-    >>> cal = DirichletCalibration(reg_lambda=1e-3).fit(z, y)
-    >>> cal.coef_.shape, bool(abs(cal.coef_[-1]).max() == 0)
+    >>> cal = DirichletCalibration().fit(z, y)
+    >>> cal.coef_.shape, len(cal.cv_scores_) == len(cal.cv_lambdas_)
     ((3, 3), True)
     >>> from calkit import softmax
     >>> bool(cal.predict_proba(z).max(1).mean() < softmax(z).max(1).mean())  # less confident
@@ -155,53 +257,86 @@ class DirichletCalibration(BaseCalibrator):
         "n_classes_": ValueSpec("int", ge=2, dim="K"),
         "n_iter_": ValueSpec("int", ge=0, required=False),
         "reg_lambda_": ValueSpec("float", ge=0, required=False),
-        "cv_scores_": ValueSpec("array", shape=("*",), finite=False, required=False)}
+        "reg_mu_": ValueSpec("float", ge=0, required=False),
+        "cv_lambdas_": ValueSpec("array", shape=("*",), ge=0, required=False),
+        "cv_scores_": ValueSpec("array", shape=("*",), finite=False, required=False),
+        "accuracy_change_": ValueSpec("unsaved")}
 
-    def __init__(self, reg_lambda: float | Sequence[float] = 1e-3, reg_mu: float | None = None,
-                 reg_norm: bool = False, max_iter: int = 5000, tol: float = 1e-13,
-                 cv: int = 5, random_state: int = 0):
+    def __init__(self, reg_lambda: str | float | Sequence[float] = "auto",
+                 reg_mu: float | None = None, reg_norm: bool = False, max_iter: int = 1000,
+                 tol: float = 1e-8, cv: int = 5, patience: int = 1, ref_row: bool = False,
+                 random_state: int = 0):
         self.reg_lambda = reg_lambda
         self.reg_mu = reg_mu
         self.reg_norm = reg_norm
         self.max_iter = max_iter
         self.tol = tol
         self.cv = cv
+        self.patience = patience
+        self.ref_row = ref_row
         self.random_state = random_state
 
     def _penalties(self, lam: float, k: int) -> tuple[float, float]:
+        if self._auto:
+            return lam / (k * (k - 1)), lam / k
         mu = lam if self.reg_mu is None else _check_reg(self.reg_mu, "reg_mu")
         if self.reg_norm:
             lam, mu = lam / (k * (k - 1)), mu / k
         return lam, mu
 
-    def _fit_one(self, logp, labels, lam, sample_weight=None):
+    def _fit_one(self, logp, labels, lam, start=None, tol=None, sample_weight=None):
         penalty, mu = self._penalties(lam, logp.shape[1])
-        w, b, res = _fit_dirichlet(logp, labels, penalty, 0.0, mu, self.max_iter,
-                                   float(self.tol), sample_weight)
-        if not res.success and res.nit >= self.max_iter:
-            warnings.warn(f"DirichletCalibration did not converge in {self.max_iter} "
-                          "iterations", ConvergenceWarning, stacklevel=3)
+        if start is None:
+            start = _temperature_start(logp, labels, bool(self.ref_row), sample_weight)
+        w, b, res = _fit_dirichlet(logp, labels, penalty, 0.0, mu, int(self.max_iter),
+                                   float(self.tol) if tol is None else tol, start,
+                                   bool(self.ref_row), sample_weight)
+        self._stalled += int(not res.success and res.nit >= self.max_iter)
         return w, b, int(res.nit)
 
-    def _cv_scores(self, logp, labels, grid, sample_weight=None) -> np.ndarray:
+    def _folds(self, logp, labels):
         cv = self.cv
+        if hasattr(cv, "split"):  # a scikit-learn splitter
+            return list(cv.split(logp, labels))
+        if not isinstance(cv, Integral) and hasattr(cv, "__iter__"):  # (train, test) pairs
+            folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
+            if not folds:
+                raise ValueError("cv holds no (train, test) splits")
+            return folds
         if isinstance(cv, bool) or not isinstance(cv, Integral) or cv < 2:
-            raise ValueError(f"cv must be an integer >= 2, got {cv!r}")
+            raise ValueError(f"cv must be an integer >= 2, a splitter or (train, test) splits, "
+                             f"got {cv!r}")
         if len(labels) < cv:
-            raise ValueError(f"cv={cv} folds need at least {cv} samples, got {len(labels)}")
+            raise ValueError(f"cv={cv} folds need at least {cv} samples, got "
+                             f"n_samples={len(labels)}")
         stratify = np.bincount(labels, minlength=logp.shape[1]).min() >= cv
         splitter = (StratifiedKFold if stratify else KFold)(
             int(cv), shuffle=True, random_state=self.random_state)
-        folds = list(splitter.split(logp, labels))
-        scores = np.zeros(len(grid))
+        return list(splitter.split(logp, labels))
+
+    def _cv_path(self, logp, labels, grid, patience, sample_weight=None) -> tuple[list, list]:
+        """Held-out (weighted) NLL along ``grid``, each fold warm-started from its last fit."""
+        folds = self._folds(logp, labels)
         sw = np.ones(len(labels)) if sample_weight is None else sample_weight
-        for i, lam in enumerate(grid):
-            for train, test in folds:
-                w, b, _ = self._fit_one(logp[train], labels[train], lam,
+        starts = [None] * len(folds)
+        lambdas, scores = [], []
+        rises = 0
+        for lam in grid:
+            score = 0.0
+            for f, (train, test) in enumerate(folds):
+                w, b, _ = self._fit_one(logp[train], labels[train], lam, starts[f],
+                                        max(float(self.tol), CV_TOL),
                                         None if sample_weight is None else sw[train])
+                starts[f] = np.hstack([w, b[:, None]])
                 held = log_softmax(logp[test] @ w.T + b)
-                scores[i] -= held[np.arange(len(test)), labels[test]] @ sw[test] / sw.sum()
-        return scores
+                score -= held[np.arange(len(test)), labels[test]] @ sw[test] / sw.sum()
+            lambdas.append(lam)
+            scores.append(score)
+            best = min(scores[:-1], default=np.inf)
+            rises = rises + 1 if score > best + RISE * abs(best) else 0
+            if patience is not None and rises >= patience:
+                break
+        return lambdas, scores
 
     def fit(self, X, y, sample_weight=None) -> DirichletCalibration:
         """Fit on validation logits ``X`` (N, K) and labels ``y`` (N,).
@@ -209,25 +344,45 @@ class DirichletCalibration(BaseCalibrator):
         ``X`` may be 1-D probabilities of the positive class; ``sample_weight``
         (N,) weights the NLL (and the cross-validated NLL of a grid).
         """
+        with single_blas_thread():
+            return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight=None) -> DirichletCalibration:
         z, labels = check_fit_logits(X, y)
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, Integral) \
                 or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        grid = np.atleast_1d(np.asarray(self.reg_lambda, dtype=object)).ravel().tolist()
-        if not grid:
-            raise ValueError("reg_lambda must be a number or a non-empty sequence")
-        grid = [_check_reg(v, "reg_lambda") for v in grid]
+        self._auto = isinstance(self.reg_lambda, str)
+        if self._auto:
+            if self.reg_lambda != "auto":
+                raise ValueError(f"reg_lambda must be 'auto', a number or a sequence of "
+                                 f"numbers, got {self.reg_lambda!r}")
+            grid, patience = list(AUTO_GRID), self.patience
+            if isinstance(patience, bool) or not isinstance(patience, Integral) or patience < 1:
+                raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        else:
+            grid = np.atleast_1d(np.asarray(self.reg_lambda, dtype=object)).ravel().tolist()
+            if not grid:
+                raise ValueError("reg_lambda must be a number or a non-empty sequence")
+            grid, patience = [_check_reg(v, "reg_lambda") for v in grid], None
         if self.reg_mu is not None:
             _check_reg(self.reg_mu, "reg_mu")
         logp = log_softmax(z)
-        self.cv_scores_ = np.array([])
+        self._stalled = 0
         lam = grid[0]
+        self.cv_lambdas_, self.cv_scores_ = np.array(grid[:1]), np.array([])
         if len(grid) > 1:
-            self.cv_scores_ = self._cv_scores(logp, labels, grid, sample_weight)
-            lam = grid[int(np.argmin(self.cv_scores_))]
-        w, b, self.n_iter_ = self._fit_one(logp, labels, lam, sample_weight)
+            lambdas, scores = self._cv_path(logp, labels, grid, patience, sample_weight)
+            self.cv_lambdas_, self.cv_scores_ = np.array(lambdas), np.array(scores)
+            lam = lambdas[int(np.argmin(scores))]
+        w, b, self.n_iter_ = self._fit_one(logp, labels, lam, sample_weight=sample_weight)
+        if self._stalled:
+            warnings.warn(f"DirichletCalibration: {self._stalled} L-BFGS fit(s) stopped at "
+                          f"max_iter={self.max_iter} iterations before converging; raise "
+                          "max_iter or tol", ConvergenceWarning, stacklevel=3)
         self.coef_, self.intercept_, self.n_classes_ = w, b, int(z.shape[1])
-        self.reg_lambda_ = lam
+        self.reg_lambda_, self.reg_mu_ = self._penalties(lam, z.shape[1])
+        self.accuracy_change_ = accuracy_change(z, self._predict_proba(z), labels)
         return self
 
     def decision_function(self, X) -> np.ndarray:

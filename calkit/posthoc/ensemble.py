@@ -9,7 +9,13 @@ The reference code (``util_calibration.ets_calibrate``) fits both ``T`` and ``w`
 by mean squared error (the multiclass Brier score divided by ``K``): ``T`` with
 bounded L-BFGS-B from ``T = 1`` on ``[0.05, 5]``, then ``w`` with SLSQP from
 ``(1, 0, 0)`` under the sum-to-one constraint; ``loss="mse"`` reproduces that.
-``loss="nll"`` fits ``T`` by temperature scaling's NLL solver and ``w`` by NLL.
+``loss="nll"`` (the default) fits ``T`` by temperature scaling's NLL solver and
+``w`` by NLL, so the temperature component is exactly temperature scaling and
+the mixture's validation NLL is never above it (``w = (1, 0, 0)`` is feasible).
+The default is evidence-based: on the real CIFAR outputs of
+``benchmarks/posthoc_table.py`` the MSE-fitted ``T`` sits above the NLL optimum
+(by ~11% on CIFAR-10, issue 18) and loses to TS on NLL, while the NLL fit matches
+or beats TS on test NLL on every model there (see ``docs/user_guide/posthoc.md``).
 Unlike the reference, softmax is max-shifted (no overflow) and the SLSQP
 weights are clipped to ``[0, 1]`` and renormalised.  The first two components
 share their argmax, so ETS never changes the predicted class (``predict``
@@ -54,9 +60,10 @@ class EnsembleTemperatureScaling(BaseCalibrator):
 
     Parameters
     ----------
-    loss : {"mse", "nll"}, default="mse"
-        Objective for both ``T`` and the weights: ``"mse"`` as the reference
-        implementation (Brier score / K), or the negative log-likelihood.
+    loss : {"nll", "mse"}, default="nll"
+        Objective for both ``T`` and the weights: the negative log-likelihood
+        (``T`` is then temperature scaling's), or ``"mse"`` as the reference
+        implementation (Brier score / K).
     t_bounds : tuple of float, default=(0.05, 5.0)
         Range of ``T`` (the reference's bounds; strongly over-confident models may
         need a larger upper bound).
@@ -82,8 +89,8 @@ class EnsembleTemperatureScaling(BaseCalibrator):
     >>> z = rng.normal(size=(1000, 4)) * 4
     >>> y = np.where(rng.random(1000) < 0.7, z.argmax(1), rng.integers(0, 4, 1000))
     >>> ets = EnsembleTemperatureScaling().fit(z, y)
-    >>> round(ets.temperature_, 2), ets.weights_.round(2).tolist()
-    (0.75, [0.76, 0.0, 0.24])
+    >>> round(ets.temperature_, 2), ets.weights_.round(2).tolist()  # 70% right + 30% uniform
+    (3.17, [0.0, 0.74, 0.26])
     >>> bool((ets.predict(z) == z.argmax(1)).all())
     True
     """
@@ -94,7 +101,7 @@ class EnsembleTemperatureScaling(BaseCalibrator):
         "weights_": ValueSpec("array", shape=(3,), ge=0, le=1, total=1.0),
         "n_classes_": ValueSpec("int", ge=2, dim="K")}
 
-    def __init__(self, loss: str = "mse", t_bounds: tuple[float, float] = (0.05, 5.0)):
+    def __init__(self, loss: str = "nll", t_bounds: tuple[float, float] = (0.05, 5.0)):
         self.loss = loss
         self.t_bounds = t_bounds
 

@@ -34,12 +34,18 @@ class HistogramBinning(_ScoreMapCalibrator):
     multiclass : {"top_label", "one_vs_rest"}, default="top_label"
         How ``(N, K)`` logits are reduced to scores (see
         :mod:`calkit.posthoc._score_map`).
+    floor : float, default=1e-12
+        Least probability given to any class (in ``[0, 1/K)``; see
+        :mod:`calkit.posthoc._score_map`).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         Bin edges and bin values of each map, concatenated.
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy change on the fitting data (0 for ``"top_label"``, which never
+        changes the predicted class; one-vs-rest may).
 
     Examples
     --------
@@ -56,11 +62,12 @@ class HistogramBinning(_ScoreMapCalibrator):
     _extra_x_nodes = 1  # bin edges, one more than the bin values
 
     def __init__(self, n_bins: int = 15, strategy: str = "quantile", closed: str = "right",
-                 multiclass: str = "top_label"):
+                 multiclass: str = "top_label", floor: float = 1e-12):
         self.n_bins = n_bins
         self.strategy = strategy
         self.closed = closed
         self.multiclass = multiclass
+        self.floor = floor
 
     def _check_params(self) -> None:
         check_n_bins(self.n_bins)

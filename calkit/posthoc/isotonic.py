@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import _ScoreMapCalibrator
 
 
@@ -27,12 +28,18 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     multiclass : {"top_label", "one_vs_rest"}, default="top_label"
         How ``(N, K)`` logits are reduced to scores (see
         :mod:`calkit.posthoc._score_map`); unused for 1-D scores.
+    floor : float, default=1e-12
+        Least probability given to any class (in ``[0, 1/K)``; see
+        :mod:`calkit.posthoc._score_map`).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         The isotonic thresholds (``X_thresholds_``, ``y_thresholds_``) of each map.
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy change on the fitting data (0 for ``"top_label"``, which never
+        changes the predicted class; one-vs-rest may).
 
     Examples
     --------
@@ -55,9 +62,12 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     """
 
     _score_range = "real"
+    _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # 1-D real-valued scores as nodes
+                    "nodes_x_": ValueSpec("array", shape=("*",))}
 
-    def __init__(self, multiclass: str = "top_label"):
+    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12):
         self.multiclass = multiclass
+        self.floor = floor
 
     def _fit_map(self, scores, targets, sample_weight=None):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,

@@ -226,7 +226,7 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
         if self.method == "isotonic":
             from calkit.posthoc.isotonic import IsotonicCalibration
 
-            return _OneVsRestScores(IsotonicCalibration())
+            return _OneVsRestScores(IsotonicCalibration(floor=0.0))  # scikit-learn: no floor
         if self.method == "temperature":
             from calkit.posthoc.temperature import TemperatureScaling
 

@@ -89,6 +89,9 @@ class SplineCalibration(_ScoreMapCalibrator):
     multiclass : {"top_label", "one_vs_rest"}, default="top_label"
         ``"top_label"`` is the paper's method; ``"one_vs_rest"`` applies the same
         1-D recalibration to every class probability and renormalises.
+    floor : float, default=1e-12
+        Least probability given to any class (in ``[0, 1/K)``; see
+        :mod:`calkit.posthoc._score_map`).
 
     Attributes
     ----------
@@ -96,6 +99,9 @@ class SplineCalibration(_ScoreMapCalibrator):
         Sorted unique calibration scores and their calibrated values (before
         clipping), per map.
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy change on the fitting data (0 for ``"top_label"``, which never
+        changes the predicted class; one-vs-rest may).
 
     Examples
     --------
@@ -112,9 +118,10 @@ class SplineCalibration(_ScoreMapCalibrator):
     _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # calibrated values before clipping
                     "nodes_y_": ValueSpec("array", shape=("*",))}
 
-    def __init__(self, n_knots: int = 6, multiclass: str = "top_label"):
+    def __init__(self, n_knots: int = 6, multiclass: str = "top_label", floor: float = 1e-12):
         self.n_knots = n_knots
         self.multiclass = multiclass
+        self.floor = floor
 
     def _check_params(self) -> None:
         if isinstance(self.n_knots, bool) or not isinstance(self.n_knots, int) \

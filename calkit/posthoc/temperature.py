@@ -41,7 +41,9 @@ from calkit._validation import check_option
 from calkit.binning import _bin_table
 from calkit.logits import softmax
 from calkit.metrics.binned import error_from_table
+from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._blas import single_blas_thread
 from calkit.posthoc._persistence import ValueSpec
 
 SOLVERS = ("newton", "lbfgs", "grid")
@@ -387,13 +389,30 @@ def _affine_nll(params, z, onehot, reg, shape_w, center_w, weights=None):
     return value, grad
 
 
+def _affine_curvature(params, z, reg, shape_w, weights=None):
+    """Diagonal of the Hessian of :func:`_affine_nll` at ``params`` (the preconditioner).
+
+    ``weights`` (summing to one) make it the weighted mean, so a weighted fit and
+    the fit of the rows repeated by their weights take the same path.
+    """
+    k = z.shape[1]
+    w, b = params[:-k].reshape(shape_w), params[-k:]
+    p = softmax(_affine(z, w, b))
+    d = p * (1 - p)
+    d = d / len(z) if weights is None else d * weights[:, None]
+    diag_w = (d * z * z).sum(axis=0) if w.ndim == 1 else d.T @ (z * z)
+    diag = np.concatenate([diag_w.ravel(), d.sum(axis=0)]) + 2 * reg
+    return np.maximum(diag, 1e-12)
+
+
 class _AffineScaling(BaseCalibrator):
     """Shared fit/predict of vector and matrix scaling (not used directly)."""
 
     _fitted_spec: ClassVar[dict[str, ValueSpec]] = {
         "coef_": ValueSpec("array", shape=("K",)), "intercept_": ValueSpec("array", shape=("K",)),
-        "n_classes_": ValueSpec("int", ge=2, dim="K"), "n_iter_": ValueSpec("int", ge=0,
-                                                                           required=False)}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "n_iter_": ValueSpec("int", ge=0, required=False),
+        "accuracy_change_": ValueSpec("unsaved")}
     _diagonal: ClassVar[bool] = True
 
     def __init__(self, reg: float = 1e-4, max_iter: int = 1000, tol: float = 1e-10):
@@ -421,17 +440,28 @@ class _AffineScaling(BaseCalibrator):
         center = inv_t * (np.ones(k) if self._diagonal else np.eye(k))
         x0 = np.concatenate([center.ravel(), np.zeros(k)])
         weights = None if sample_weight is None else sample_weight / np.sum(sample_weight)
-        res = minimize(_affine_nll, x0,
-                       args=(z, onehot, float(self.reg), center.shape, center, weights),
-                       jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8})
+        # Jacobi preconditioning: each parameter divided by the square root of the
+        # objective's curvature along it at the start (logits of very different scales
+        # otherwise make L-BFGS crawl; on CIFAR-100 matrix scaling took 6 s)
+        scale = np.sqrt(_affine_curvature(x0, z, float(self.reg), center.shape, weights))
+        args = (z, onehot, float(self.reg), center.shape, center, weights)
+
+        def objective(u):
+            value, grad = _affine_nll(u / scale, *args)
+            return value, grad / scale
+
+        with single_blas_thread():  # small products: BLAS threads only wait (see _blas)
+            res = minimize(objective, x0 * scale, jac=True, method="L-BFGS-B",
+                           options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9})
         if not res.success and res.nit >= self.max_iter:
             warnings.warn(f"{type(self).__name__} did not converge in {self.max_iter} "
                           "iterations", ConvergenceWarning, stacklevel=2)
+        res.x = res.x / scale
         self.coef_ = res.x[:-k].reshape(center.shape)
         self.intercept_ = res.x[-k:]
         self.n_classes_ = k
         self.n_iter_ = int(res.nit)
+        self.accuracy_change_ = accuracy_change(z, self._predict_proba(z), labels)
         return self
 
 
@@ -454,7 +484,10 @@ class VectorScaling(_AffineScaling):
 
     Fitted by L-BFGS on ``mean NLL + reg * (||w - 1/T||^2 + ||b||^2)`` from the
     temperature-scaled map (``w = 1/T, b = 0``, ``T`` fitted first by
-    :class:`TemperatureScaling`).  Takes logits ``(N, K)``; may change the argmax.
+    :class:`TemperatureScaling`), on Jacobi-preconditioned parameters.  Takes
+    logits ``(N, K)``.  Vector scaling **can change predictions** (the biases
+    move classes); ``accuracy_change_`` records the accuracy change on the
+    fitting data.
 
     Parameters
     ----------
@@ -470,6 +503,8 @@ class VectorScaling(_AffineScaling):
     coef_ : ndarray of shape (K,)
     intercept_ : ndarray of shape (K,)
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy on the fitting data after minus before calibration.
 
     Examples
     --------
@@ -494,8 +529,10 @@ class MatrixScaling(_AffineScaling):
     and falls back to temperature scaling when strong.  On CIFAR-100 (5,000
     validation samples, K = 100) ``reg=0.1`` gives test ECE 0.017 where a penalty
     towards the identity with ``reg=1e-4`` overfits (ECE 0.29).  Takes logits
-    ``(N, K)``; may change the argmax.  Each L-BFGS step costs an
-    ``(N, K) x (K, K)`` product, so large ``K`` is slow.
+    ``(N, K)``.  Matrix scaling **can change predictions**; ``accuracy_change_``
+    records the accuracy change on the fitting data.  Each L-BFGS step costs
+    an ``(N, K) x (K, K)`` product (Jacobi-preconditioned parameters keep the
+    number of steps small).
 
     Parameters
     ----------
@@ -511,6 +548,8 @@ class MatrixScaling(_AffineScaling):
     coef_ : ndarray of shape (K, K)
     intercept_ : ndarray of shape (K,)
     n_classes_ : int
+    accuracy_change_ : float
+        Accuracy on the fitting data after minus before calibration.
 
     Examples
     --------
