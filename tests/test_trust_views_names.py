@@ -187,7 +187,7 @@ def test_binary_brier_is_one_number_in_both_layouts():
     sklearn = pytest.importorskip("sklearn.metrics")
     assert brier_score(y, two) == pytest.approx(sklearn.brier_score_loss(y, two), rel=1e-12)
     for layout in (q, two):
-        acc = CalibrationAccumulator().update(y, layout)
+        acc = CalibrationAccumulator(view="positive").update(y, layout)
         assert acc.compute()["brier"] == pytest.approx(classic, rel=1e-12)
         assert summarize(y, layout, view="positive").metrics["brier"] == pytest.approx(classic)
     with pytest.raises(ValueError, match="scale_by_half"):

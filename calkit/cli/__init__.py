@@ -80,17 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> with tempfile.TemporaryDirectory() as out:
     ...     code = main(["evaluate", "--example", "--no-plots", "--format", "md", "--out", out])
     ...     written = sorted(p.name for p in Path(out).iterdir())
-    metric                            value
-    --------------------------------  ------
-    accuracy                          0.9545
-    ECE, 15 equal-width bins          0.0400
-    ECE, 15 equal-mass bins           0.0393
-    debiased ECE (L2, 15 equal-mass)  0.0789
-    sweep ECE (L1, equal-mass)        0.0392
-    smooth ECE                        0.0530
-    MCE, 15 equal-width bins          0.5147
-    Brier score                       0.0847
-    NLL (log loss)                    0.3962
+    metric                                 value
+    -------------------------------------  ------
+    accuracy                               0.9545
+    ECE (L1), 15 equal-width bins          0.0400
+    ECE (L1), 15 equal-mass bins           0.0393
+    debiased ECE (L2), 15 equal-mass bins  0.0789
+    sweep ECE (L1), equal-mass             0.0392
+    smooth ECE (L1, kernel)                0.0530
+    MCE (max), 15 equal-width bins         0.5147
+    Brier score                            0.0847
+    NLL (log loss)                         0.3962
     >>> code, written
     (0, ['report.json', 'report.md'])
     """
