@@ -102,6 +102,7 @@ def test_torch_results_export_like_numpy():
 
 
 def test_a_batch_of_tables_has_no_single_frame():
+    pytest.importorskip("pandas")
     from calkit.binning import assign_bins, resampled_tables, uniform_edges
 
     s, t = np.array([0.1, 0.6, 0.9]), np.array([0, 1, 1])
