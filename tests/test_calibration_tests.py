@@ -326,3 +326,16 @@ def test_torch_input_gives_the_same_numbers():
         assert a.statistic == pytest.approx(b.statistic, rel=1e-12)
     assert brier_decomposition(torch.as_tensor(y), torch.as_tensor(p)).reliability == \
         pytest.approx(brier_decomposition(y, p).reliability, rel=1e-12)
+
+
+@pytest.mark.parametrize("fn", [hosmer_lemeshow, spiegelhalter_z, signed_ece])
+def test_one_d_scores_need_their_view_said(fn):
+    """As for the metrics: 1-D scores are a binary P(y=1) or a confidence, never guessed."""
+    y, p = data_b()
+    with pytest.raises(ValueError, match="view='confidence'"):
+        fn(y, p)
+    # (correct, confidence) pairs and the positive view are the same pairs for 1-D scores
+    assert fn(y, p, view="confidence").settings["view"] == "confidence"
+    a, b = fn(y, p, view="confidence"), fn(y, p, view="positive")
+    assert float(getattr(a, "statistic", getattr(a, "value", 0))) == pytest.approx(
+        float(getattr(b, "statistic", getattr(b, "value", 0))), rel=1e-12)

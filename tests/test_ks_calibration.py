@@ -87,3 +87,11 @@ def test_display_draws_the_gap():
     import matplotlib.pyplot as plt
 
     plt.close(d.figure_)
+
+
+def test_one_d_scores_need_their_view_said():
+    y, p = data_b()
+    with pytest.raises(ValueError, match="view='confidence'"):
+        ks_calibration_error(y, p)
+    assert ks_calibration_error(y, p, view="confidence").value == pytest.approx(
+        ks_calibration_error(y, p, view="positive").value, rel=1e-12)

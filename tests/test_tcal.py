@@ -122,3 +122,11 @@ def test_bad_settings(kwargs, match):
         debiased_plugin_ece(y, p, n_bins=0, view="positive")
     with pytest.raises(ValueError, match="3 samples"):
         t_cal_test([0, 1], np.array([0.2, 0.7]), view="positive")
+
+
+def test_one_d_scores_need_their_view_said():
+    y, p = data_b()
+    with pytest.raises(ValueError, match="view='confidence'"):
+        debiased_plugin_ece(y, p, n_bins=4)
+    with pytest.raises(ValueError, match="view='confidence'"):
+        t_cal_test(y, p, n_resamples=300)

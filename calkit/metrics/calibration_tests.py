@@ -2,8 +2,10 @@
 
 Each test takes ``(y_true, y_prob)`` like the metrics, looks at one (score,
 0/1 target) pair per sample through a *view* (``"top_label"``: confidence of
-the predicted class against correctness; ``"positive"``: ``P(y = 1)`` of a
-binary task against ``y``) and returns a :class:`CalibrationTestResult` with
+the predicted class against correctness, the default for ``(N, K)``
+probabilities; ``"positive"``: ``P(y = 1)`` of a binary task against ``y``;
+``"confidence"``: (correct, confidence) pairs; a 1-D ``y_prob`` needs the view
+said, as for the metrics) and returns a :class:`CalibrationTestResult` with
 the statistic, its p-value and the settings that produced them.
 
 * :func:`hosmer_lemeshow`: the Hosmer-Lemeshow ``C-hat`` statistic on groups of
@@ -27,10 +29,10 @@ from scipy import stats
 from calkit import _array as xp
 from calkit._validation import check_classification, check_option
 from calkit.binning import BinTable, _bin_table, _bin_table_explicit
-from calkit.metrics._views import score_target_pairs
+from calkit.metrics._views import resolve_view, score_target_pairs
 
-#: views the tests support: both give one (score, target) pair per sample
-TEST_VIEWS = ("top_label", "positive")
+#: views the tests support: each gives one (score, target) pair per sample
+TEST_VIEWS = ("top_label", "positive", "confidence")
 #: how Hosmer-Lemeshow groups are formed
 HL_GROUPINGS = ("quantile", "hoslem")
 #: Paul, Pennell and Lemeshow (2013) studied their group rule up to this many samples
@@ -89,13 +91,18 @@ class CalibrationTestResult:
                 f"statistic={self.statistic:.6g}, pvalue={self.pvalue:.4g})")
 
 
-def _pairs(y_true, y_prob, view: str, sum_tol) -> tuple[np.ndarray, np.ndarray]:
-    """The (score, target) pair of ``view`` as float64 numpy arrays."""
-    check_option(view, "view", TEST_VIEWS)
+def _pairs(y_true, y_prob, view: str | None, sum_tol) -> tuple[np.ndarray, np.ndarray, str]:
+    """The (score, target) pair of ``view`` as float64 numpy arrays, and the view used.
+
+    ``view`` follows the metrics' rule (:func:`calkit.metrics._views.resolve_view`):
+    ``None`` is the top-label view of ``(N, K)`` probabilities, and a 1-D
+    ``y_prob`` without a view is refused rather than guessed.
+    """
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
+    view = resolve_view(view, data, TEST_VIEWS)
     ((scores, targets),) = score_target_pairs(data, view)
     return (np.asarray(xp.to_numpy(scores), dtype=np.float64),
-            np.asarray(xp.to_numpy(targets), dtype=np.float64))
+            np.asarray(xp.to_numpy(targets), dtype=np.float64), view)
 
 
 def paul_n_groups(n_samples: int, n_events: int) -> int:
@@ -124,7 +131,7 @@ def paul_n_groups(n_samples: int, n_events: int) -> int:
     return max(10, math.floor(g))
 
 
-def hosmer_lemeshow(y_true, y_prob, *, n_groups: int | str = 10, view: str = "top_label",
+def hosmer_lemeshow(y_true, y_prob, *, n_groups: int | str = 10, view: str | None = None,
                     grouping: str = "quantile", df: int | str = "in_sample",
                     sum_tol: float | None = None) -> CalibrationTestResult:
     """Hosmer-Lemeshow goodness-of-fit test of calibration.
@@ -150,8 +157,9 @@ def hosmer_lemeshow(y_true, y_prob, *, n_groups: int | str = 10, view: str = "to
         Number of groups, or ``"paul"`` for the sample-size rule of Paul,
         Pennell and Lemeshow (2013) (:func:`paul_n_groups`), which keeps the
         power of the test from growing without bound with ``N``.
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are tested.
+    view : {"top_label", "positive", "confidence"}, optional
+        Which (score, target) pairs are tested; default top-label for ``(N, K)``
+        probabilities, and a 1-D ``y_prob`` needs it said (as for the metrics).
     grouping : {"quantile", "hoslem"}, default="quantile"
         ``"quantile"``: calkit's equal-mass bins (:mod:`calkit.binning`: the
         sorted scores split as evenly as possible, ties never split).
@@ -189,7 +197,7 @@ def hosmer_lemeshow(y_true, y_prob, *, n_groups: int | str = 10, view: str = "to
     (5.8230053, 8, 0.6670502)
     """
     check_option(grouping, "grouping", HL_GROUPINGS)
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n = scores.shape[0]
     if isinstance(n_groups, str):
         check_option(n_groups, "n_groups", ("paul",))
@@ -238,7 +246,7 @@ def _hl_df(df, n_groups: int) -> int:
     return int(df)
 
 
-def spiegelhalter_z(y_true, y_prob, *, view: str = "top_label",
+def spiegelhalter_z(y_true, y_prob, *, view: str | None = None,
                     sum_tol: float | None = None) -> CalibrationTestResult:
     """Spiegelhalter's (1986) z-test of calibration.
 
@@ -254,8 +262,9 @@ def spiegelhalter_z(y_true, y_prob, *, view: str = "top_label",
         Integer labels, or a one-hot matrix.
     y_prob : array of shape (N, K) or (N,)
         Probabilities; 1-D is the positive-class probability of a binary task.
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are tested.
+    view : {"top_label", "positive", "confidence"}, optional
+        Which (score, target) pairs are tested; default top-label for ``(N, K)``
+        probabilities, and a 1-D ``y_prob`` needs it said (as for the metrics).
     sum_tol : float, optional
         Tolerance on rows of ``y_prob`` summing to one.
 
@@ -278,7 +287,7 @@ def spiegelhalter_z(y_true, y_prob, *, view: str = "top_label",
     >>> round(r.statistic, 8), round(r.pvalue, 8)
     (0.51890318, 0.60382826)
     """
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     slope = 1.0 - 2.0 * scores
     variance = float(np.sum(slope ** 2 * scores * (1.0 - scores)))
     if not variance > 0:

@@ -131,7 +131,7 @@ def logistic_calibration(y_true, y_prob, *, view: str = "positive",
     >>> round(logistic_calibration(y, p).slope, 6)      # rms::val.prob: 0.7957421
     0.795742
     """
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     inside = (scores > 0) & (scores < 1)
     dropped = int(scores.shape[0] - inside.sum())
     if dropped:
@@ -303,7 +303,7 @@ def smoothed_calibration_errors(y_true, y_prob, *, span: float = 0.75, view: str
     """
     if isinstance(span, bool) or not isinstance(span, Real) or not 0 < span <= 1:
         raise ValueError(f"span must lie in (0, 1], got {span!r}")
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n = scores.shape[0]
     q = int(math.floor(n * span))
     if q < 3:

@@ -19,9 +19,10 @@ from numbers import Integral
 import numpy as np
 
 from calkit import _array as xp
-from calkit._validation import check_classification, check_option
+from calkit._validation import check_classification
+from calkit.metrics._views import resolve_view, score_target_pairs
 
-KS_VIEWS = ("top_label", "positive", "classwise")
+KS_VIEWS = ("top_label", "positive", "classwise", "confidence")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _ks(curve: dict) -> float:
     return float(np.max(np.abs(curve["cum_score"] - curve["cum_target"])))
 
 
-def ks_calibration_error(y_true, y_prob, *, view: str = "top_label", rank: int = 1,
+def ks_calibration_error(y_true, y_prob, *, view: str | None = None, rank: int = 1,
                          sum_tol: float | None = None) -> KSCalibrationResult:
     """KS calibration error of Gupta et al. (2021).
 
@@ -87,12 +88,14 @@ def ks_calibration_error(y_true, y_prob, *, view: str = "top_label", rank: int =
         Integer labels, or a one-hot matrix.
     y_prob : array of shape (N, K) or (N,)
         Probabilities; 1-D is the positive-class probability of a binary task.
-    view : {"top_label", "positive", "classwise"}, default="top_label"
+    view : {"top_label", "positive", "classwise", "confidence"}, optional
         ``"top_label"``: the ``rank``-th largest probability of each row against
         whether the label is that class (``rank=1``: the confidence against
         correctness; the paper's KS error, ``rank=2`` its second-ranked one);
         ``"positive"``: ``P(y = 1)`` of a binary task; ``"classwise"``: each class
-        column against ``y == k``, averaged.
+        column against ``y == k``, averaged; ``"confidence"``: (correct,
+        confidence) pairs.  Default top-label for ``(N, K)`` probabilities; a 1-D
+        ``y_prob`` needs it said (as for the metrics).
     rank : int, default=1
         Which ranked probability ``"top_label"`` looks at (1 = the largest).
     sum_tol : float, optional
@@ -113,28 +116,27 @@ def ks_calibration_error(y_true, y_prob, *, view: str = "top_label", rank: int =
     >>> round(r.value, 3), round(float(np.mean(p - p ** 2)), 3)
     (0.162, 0.166)
     """
-    check_option(view, "view", KS_VIEWS)
     data = check_classification(y_true, y_prob, sum_tol=sum_tol)
-    prob = np.asarray(xp.to_numpy(data.y_prob), dtype=np.float64)
-    labels = np.asarray(xp.to_numpy(data.y_true))
-    if prob.ndim == 1:
-        prob = np.column_stack([1.0 - prob, prob])
-    k = prob.shape[1]
+    view = resolve_view(view, data, KS_VIEWS)
+    k = data.n_classes
     if isinstance(rank, bool) or not isinstance(rank, Integral) or not 1 <= rank <= k:
         raise ValueError(f"rank must be an integer in [1, {k}], got {rank!r}")
     if rank != 1 and view != "top_label":
         raise ValueError("rank applies to view='top_label' only")
-    settings = dict(view=view, rank=int(rank), n_samples=int(labels.shape[0]))
-    if view == "positive":
-        if k != 2:
-            raise ValueError(f"view='positive' needs a binary task, y_prob has {k} classes")
-        curve = _curve(prob[:, 1], (labels == 1).astype(np.float64))
-        return KSCalibrationResult(_ks(curve), (curve,), None, settings)
-    if view == "classwise":
-        curves = tuple(_curve(prob[:, c], (labels == c).astype(np.float64)) for c in range(k))
+    settings = dict(view=view, rank=int(rank), n_samples=data.n_samples)
+    if rank == 1:
+        curves = tuple(_curve(np.asarray(xp.to_numpy(s), dtype=np.float64),
+                              np.asarray(xp.to_numpy(t), dtype=np.float64))
+                       for s, t in score_target_pairs(data, view))
+        if view != "classwise":
+            return KSCalibrationResult(_ks(curves[0]), curves, None, settings)
         per_class = np.array([_ks(c) for c in curves])
         return KSCalibrationResult(float(per_class.mean()), curves, per_class, settings)
-    cls = np.argsort(-prob, axis=1, kind="stable")[:, rank - 1]
+    prob = np.asarray(xp.to_numpy(data.y_prob), dtype=np.float64)
+    labels = np.asarray(xp.to_numpy(data.y_true))
+    if prob.ndim == 1:
+        prob = np.column_stack([1.0 - prob, prob])
+    cls = np.argsort(-prob, axis=1, kind="stable")[:, rank - 1]   # the rank-th largest class
     score = np.take_along_axis(prob, cls[:, None], 1)[:, 0]
     curve = _curve(score, (cls == labels).astype(np.float64))
     return KSCalibrationResult(_ks(curve), (curve,), None, settings)

@@ -91,7 +91,7 @@ def _check_binning(n_bins, strategy, closed, n_samples) -> int:
 
 
 def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
-               view: str = "top_label", closed: str = "right",
+               view: str | None = None, closed: str = "right",
                sum_tol: float | None = None) -> SignedCalibrationResult:
     """Signed calibration error and the over-/under-confident parts of the ECE.
 
@@ -105,8 +105,9 @@ def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
         Number of bins.
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (:mod:`calkit.binning`).
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are binned.
+    view : {"top_label", "positive", "confidence"}, optional
+        Which (score, target) pairs are binned; default top-label for ``(N, K)``
+        probabilities, and a 1-D ``y_prob`` needs it said (as for the metrics).
     closed : {"right", "left"}, default="right"
         Bin edge convention (:mod:`calkit.binning`).
     sum_tol : float, optional
@@ -128,7 +129,7 @@ def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
     >>> r.value > 0, bool(np.isclose(r.ece, ece(y, p, view="positive")))
     (True, True)
     """
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n_bins = _check_binning(n_bins, strategy, closed, scores.shape[0])
     table = _bin_table(scores, targets, n_bins, strategy, closed)
     diff = table.sum_score - table.sum_target
@@ -237,7 +238,7 @@ def brier_decomposition(y_true, y_prob, *, n_bins: int = 10, strategy: str = "un
     >>> d.reliability < 0.001, d.resolution > 0.05
     (True, True)
     """
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n_bins = _check_binning(n_bins, strategy, closed, scores.shape[0])
     table = _bin_table(scores, targets, n_bins, strategy, closed)
     n = table.n_samples
@@ -355,7 +356,7 @@ def calibration_refinement(y_true, y_prob, *, score: str = "brier", view: str = 
     (True, True)
     """
     check_option(score, "score", SCORES)
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     values, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     pooled = np.bincount(inverse, weights=targets) / counts
     fit = isotonic_regression(pooled, weights=counts.astype(np.float64), increasing=True).x

@@ -93,7 +93,7 @@ def _level_dpe(partitions, z: np.ndarray, copies: np.ndarray, hits: np.ndarray,
     return out
 
 
-def debiased_plugin_ece(y_true, y_prob, *, n_bins: int, view: str = "top_label",
+def debiased_plugin_ece(y_true, y_prob, *, n_bins: int, view: str | None = None,
                         sum_tol: float | None = None) -> float:
     """T-Cal's debiased plug-in estimate of the squared L2 calibration error.
 
@@ -112,7 +112,7 @@ def debiased_plugin_ece(y_true, y_prob, *, n_bins: int, view: str = "top_label",
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     idx = np.minimum(np.floor(scores * n_bins), n_bins).astype(np.int64)
     r = scores - targets
     count = np.bincount(idx, minlength=n_bins + 1)
@@ -122,7 +122,7 @@ def debiased_plugin_ece(y_true, y_prob, *, n_bins: int, view: str = "top_label",
     return float(np.sum((s1[keep] ** 2 - s2[keep]) / count[keep]) / scores.shape[0])
 
 
-def t_cal_test(y_true, y_prob, *, n_resamples: int = 3000, view: str = "top_label",
+def t_cal_test(y_true, y_prob, *, n_resamples: int = 3000, view: str | None = None,
                random_state=0, sum_tol: float | None = None) -> CalibrationTestResult:
     """T-Cal adaptive test of calibration (Lee, Huang, Hassani and Dobriban 2022).
 
@@ -134,8 +134,9 @@ def t_cal_test(y_true, y_prob, *, n_resamples: int = 3000, view: str = "top_labe
         Probabilities; 1-D is the positive-class probability of a binary task.
     n_resamples : int, default=3000
         Consistency resamples for the null distribution (the paper's 3,000).
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are tested.
+    view : {"top_label", "positive", "confidence"}, optional
+        Which (score, target) pairs are tested; default top-label for ``(N, K)``
+        probabilities, and a 1-D ``y_prob`` needs it said (as for the metrics).
     random_state : int or numpy Generator, default=0
         Seeds the resampling.
     sum_tol : float, optional
@@ -165,7 +166,7 @@ def t_cal_test(y_true, y_prob, *, n_resamples: int = 3000, view: str = "top_labe
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or \
             n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    scores, targets = _pairs(y_true, y_prob, view, sum_tol)
+    scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n = scores.shape[0]
     levels = n_levels(n)
     floor_p = min(1.0, levels / (1 + n_resamples))

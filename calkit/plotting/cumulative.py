@@ -49,7 +49,7 @@ class CumulativeCalibrationDisplay:
         self.name = name
 
     @classmethod
-    def from_predictions(cls, y_true, y_prob, *, view: str = "top_label", name: str | None = None,
+    def from_predictions(cls, y_true, y_prob, *, view: str | None = None, name: str | None = None,
                          ax=None) -> CumulativeCalibrationDisplay:
         """Compute the KS error of ``(y_true, y_prob)`` and draw its curves."""
         return cls(ks_calibration_error(y_true, y_prob, view=view), name=name).plot(ax=ax)
