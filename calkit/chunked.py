@@ -12,18 +12,19 @@ every row-block of ``dask.array`` inputs and reduces the block states with
 
 from __future__ import annotations
 
+import os
 from numbers import Real
 from os import PathLike
-from pathlib import Path
 
 import numpy as np
 
 from calkit import _array as xp
+from calkit._files import check_input_file, read_npy_header
 from calkit._progress import ProgressBar
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
-__all__ = ["accumulate_chunked", "accumulate_dask", "evaluate_chunked"]
+__all__ = ["accumulate_chunked", "accumulate_dask", "evaluate_chunked", "tree_reduce"]
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 
@@ -33,7 +34,7 @@ def _open(x, name: str):
     a numpy array or memmap, a torch tensor (detached, kept on its device), or
     anything ``np.asarray`` takes (lists, pandas objects)."""
     if isinstance(x, (str, PathLike)):
-        x = _open_npy(Path(x), name)
+        x = _open_npy(x, name)
     if isinstance(x, np.lib.npyio.NpzFile):
         _refuse_npz(x, name)
     if type(x).__module__.partition(".")[0] == "dask":
@@ -56,37 +57,20 @@ def _refuse_npz(archive, name: str):
                      f"np.load(path)[{names[0] if names else 'name'!r}]")
 
 
-def _open_npy(path: Path, name: str) -> np.ndarray:
-    """A ``.npy`` file memory-mapped, after checking from its header that it can be.
-
-    Only regular files are opened (a FIFO or a device would block or never
-    end); the header must describe a plain numeric array whose bytes the file
-    really holds (a header may claim any size), and nothing is unpickled.
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file: {path}")
-    if not path.is_file():
-        raise ValueError(f"{name}: {path} is not a regular file")
+def _open_npy(path, name: str) -> np.ndarray:
+    """A ``.npy`` file memory-mapped, after checking from its header that it can be
+    (:mod:`calkit._files`: a regular file whose bytes the header's shape fits;
+    nothing unpickled); the array must hold numbers."""
+    path = check_input_file(path, name)
     with open(path, "rb") as f:
         if f.read(4) == b"PK\x03\x04":  # a zip: .npz
             with np.load(path, allow_pickle=False) as archive:
                 _refuse_npz(archive, name)
         f.seek(0)
-        try:
-            version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                                     else np.lib.format.read_array_header_2_0(f))
-        except (ValueError, SyntaxError, EOFError) as exc:
-            raise ValueError(f"{name}: {path} is not a .npy file ({exc})") from None
-        offset = f.tell()
-    if dtype.hasobject or dtype.kind not in "biuf":
-        raise ValueError(f"{name}: {path} holds {dtype} data, not numbers (object arrays would "
-                         "need unpickling, which is refused)")
-    needed = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    size = path.stat().st_size
-    if size < needed:
-        raise ValueError(f"{name}: {path} is truncated or its header is wrong: shape {shape} "
-                         f"needs {needed:,} bytes, the file has {size:,}")
+        header = read_npy_header(f, os.fstat(f.fileno()).st_size, f"{name}: {path}",
+                                 in_memory=False)
+    if header.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {path} holds {header.dtype} data, not numbers")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
@@ -200,12 +184,21 @@ def _block_state(y_block, p_block, from_logits: bool, settings: dict) -> Calibra
     return CalibrationAccumulator(**settings).update(y_block, p_block)
 
 
-def _merged(left: CalibrationAccumulator, right: CalibrationAccumulator):
-    return left.merge(right)
+def tree_reduce(parts: list, combine):
+    """Pairwise reduction of ``parts`` with ``combine`` (depth ``ceil(log2(len(parts)))``).
 
+    The reduction order of :func:`accumulate_dask` and the Dask/Spark
+    integrations: neighbours are combined level by level, so a distributed
+    scheduler runs each level in parallel.
 
-def _tree(parts: list, combine):
-    """Pairwise reduction of ``parts`` with ``combine`` (depth log2 of the count)."""
+    Examples
+    --------
+    >>> from calkit.chunked import tree_reduce
+    >>> tree_reduce(["a", "b", "c", "d", "e"], lambda x, y: f"({x}{y})")
+    '(((ab)(cd))e)'
+    """
+    if not parts:
+        raise ValueError("tree_reduce needs at least one part")
     while len(parts) > 1:
         pairs = [combine(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
         parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
@@ -271,7 +264,7 @@ def accumulate_dask(y_true, y_pred, *, from_logits: bool = False, scheduler=None
         raise ValueError(f"y_true has {y.shape[0]} rows but y_pred has {p.shape[0]}")
     parts = [dask.delayed(_block_state)(yb, pb, from_logits, accumulator_kwargs)
              for yb, pb in zip(y_blocks, p_blocks, strict=True)]
-    total = _tree(parts, dask.delayed(_merged))
+    total = tree_reduce(parts, dask.delayed(CalibrationAccumulator.merge))
     (result,) = dask.compute(total, scheduler=scheduler)
     return result
 

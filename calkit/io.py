@@ -57,10 +57,8 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import math
 import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +67,7 @@ import numpy as np
 
 from calkit._array import to_numpy
 from calkit._columns import float_column, parse_float_column, true_false_words
+from calkit._files import PICKLE_HINT, LoadError, check_input_file, read_npy_header
 from calkit._validation import check_classification, check_option, default_sum_tol
 from calkit.logits import softmax
 
@@ -81,8 +80,6 @@ _CORRECT_NAMES = ("correct", "is_correct", "correctness")
 _TRUE_WORDS = {"1", "true", "t", "yes", "1.0"}
 _FALSE_WORDS = {"0", "false", "f", "no", "0.0"}
 _MISSING_WORDS = {"", "na", "nan", "none", "null"}
-_PICKLE_HINT = ("pickle files can run arbitrary code and are not loaded; re-save the arrays with "
-                "numpy.savez(path, logits=..., labels=...)")
 #: column names read as row numbers or identifiers, never as class scores
 _ID_NAMES = frozenset({"", "id", "ids", "idx", "index", "row", "rows", "row_id", "rowid",
                        "row_number", "sample", "sample_id", "sample_idx", "image_id",
@@ -90,27 +87,6 @@ _ID_NAMES = frozenset({"", "id", "ids", "idx", "index", "row", "rows", "row_id",
 _ID_PATTERN = re.compile(r"(unnamed: \d+|.+_(id|idx|index)|(id|idx)_.+)")
 #: rows off from summing to 1 by up to this much are renormalised probabilities
 LOOSE_SUM_TOL = 1e-2
-
-
-class LoadError(ValueError):
-    """A file could not be turned into predictions; the message says why, in one line.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from calkit.io import LoadError, load_predictions
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     path = Path(tmp) / "outputs.pkl"
-    ...     _ = path.write_bytes(b"")
-    ...     try:
-    ...         load_predictions(path)
-    ...     except LoadError as exc:
-    ...         print(str(exc).split(";")[0])
-    outputs.pkl: pickle files can run arbitrary code and are not loaded
-    >>> issubclass(LoadError, ValueError)
-    True
-    """
 
 
 @dataclass(frozen=True)
@@ -295,44 +271,9 @@ def read_table(path, *, where: dict | None = None) -> dict:
     return table if keep is None else {k: v[keep] for k, v in table.items()}
 
 
-def check_input_file(path) -> Path:
-    """``path`` as a :class:`~pathlib.Path` if it is an existing regular file, else LoadError.
-
-    FIFOs, devices (``/dev/zero``) and directories are refused before anything
-    is opened, so reading can neither hang nor run out of memory.
-
-    Examples
-    --------
-    >>> from calkit.io import LoadError, check_input_file
-    >>> try:
-    ...     check_input_file("/dev/zero")
-    ... except LoadError as exc:
-    ...     print(exc)
-    /dev/zero: not a regular file (a character device); give a saved file
-    """
-    path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise LoadError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise LoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise LoadError(f"{path}: is a directory, expected a file")
-    if not stat.S_ISREG(info.st_mode):
-        what = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
-                "a character device" if stat.S_ISCHR(info.st_mode) else
-                "a block device" if stat.S_ISBLK(info.st_mode) else
-                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a plain file")
-        raise LoadError(f"{path}: not a regular file ({what}); give a saved file")
-    if not os.access(path, os.R_OK):
-        raise LoadError(f"{path}: cannot be read (permission denied)")
-    return path
-
-
 def _check_file(path: Path) -> None:
     if path.suffix.lower() in (".pkl", ".pickle", ".joblib"):
-        raise LoadError(f"{path.name}: {_PICKLE_HINT}")
+        raise LoadError(f"{path.name}: {PICKLE_HINT}")
     check_input_file(path)
     if path.suffix.lower() not in SUFFIXES:
         raise LoadError(f"{path.name}: unsupported file type {path.suffix!r}; use .npz, .npy, "
@@ -340,49 +281,6 @@ def _check_file(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- arrays
-
-def _memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _human(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
-
-
-def _check_npy_header(fh, available: int, name: str) -> None:
-    """Read an .npy header from ``fh`` and check the data it claims fits in ``available``
-    bytes (and in memory) before numpy allocates anything."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(fh)
-    except (ValueError, EOFError) as exc:
-        raise LoadError(f"{name}: not a valid .npy array (no numpy header: corrupt, truncated "
-                        "or another format)") from exc
-    try:
-        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _, dtype = reader(fh)
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        raise LoadError(f"{name}: corrupt .npy header ({str(exc).splitlines()[0]})") from exc
-    if dtype.hasobject:
-        raise LoadError(f"{name}: holds Python objects (pickled); {_PICKLE_HINT}")
-    claimed = math.prod(shape) * dtype.itemsize
-    data_bytes = available - fh.tell()
-    if claimed > data_bytes:
-        raise LoadError(f"{name}: the header claims a {dtype} array of shape {tuple(shape)} "
-                        f"({_human(claimed)}) but the file holds {_human(max(data_bytes, 0))} "
-                        "of data: truncated or corrupt")
-    memory = _memory_bytes()
-    if memory is not None and claimed > memory:
-        raise LoadError(f"{name}: the array of shape {tuple(shape)} needs {_human(claimed)}, "
-                        f"more than this machine's memory ({_human(memory)})")
-
 
 def _read_arrays(path: Path) -> dict:
     """All arrays of an .npz/.npy/.pt file by name (an .npy gives ``{"": array}``)."""
@@ -392,14 +290,14 @@ def _read_arrays(path: Path) -> dict:
     try:
         if suffix == ".npy":
             with open(path, "rb") as fh:
-                _check_npy_header(fh, os.fstat(fh.fileno()).st_size, path.name)
+                read_npy_header(fh, os.fstat(fh.fileno()).st_size, path.name)
             return {"": np.load(path, allow_pickle=False)}
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
                 with archive.open(info) as fh:
-                    _check_npy_header(fh, info.file_size, f"{path.name}:{info.filename}")
+                    read_npy_header(fh, info.file_size, f"{path.name}:{info.filename}")
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except LoadError:
@@ -410,7 +308,7 @@ def _read_arrays(path: Path) -> dict:
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise LoadError(f"{path.name}: holds Python objects (pickled); "
-                            f"{_PICKLE_HINT}") from exc
+                            f"{PICKLE_HINT}") from exc
         raise LoadError(f"{path.name}: not a valid numpy file ({exc})") from exc
     except (OSError, EOFError, RuntimeError, NotImplementedError) as exc:
         raise LoadError(f"{path.name}: could not be read as a numpy file "

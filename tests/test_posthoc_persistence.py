@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import time
 import warnings
 
@@ -256,10 +257,14 @@ def test_huge_files_directories_and_missing_files(fitted, tmp_path, monkeypatch)
     monkeypatch.setattr(persistence, "MAX_FILE_BYTES", 100)
     with pytest.raises(ValueError, match="more than a calibrator file may be"):
         load_calibrator(path)
-    with pytest.raises(ValueError, match="not a regular file"):
+    with pytest.raises(ValueError, match="is a directory"):
         load_calibrator(tmp_path)
     with pytest.raises(ValueError, match="no such file"):
         load_calibrator(tmp_path / "absent.json")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.json")  # reading it would block forever
+        with pytest.raises(ValueError, match="not a regular file"):
+            load_calibrator(tmp_path / "fifo.json")
 
 
 # ---------------------------------------------------------------------------- per attribute

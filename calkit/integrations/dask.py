@@ -20,7 +20,7 @@ from os import PathLike, fspath
 
 import numpy as np
 
-from calkit.chunked import _merged, _tree
+from calkit.chunked import tree_reduce
 from calkit.logits import softmax
 from calkit.stream import CalibrationAccumulator
 
@@ -130,7 +130,8 @@ def accumulate_dataframe(frame, label: str, scores, *, from_logits: bool = False
              for part in frame[[label, *cols]].to_delayed()]
     if not parts:
         return CalibrationAccumulator(**settings)
-    (result,) = dask.compute(_tree(parts, dask.delayed(_merged)), scheduler=scheduler)
+    total = tree_reduce(parts, dask.delayed(CalibrationAccumulator.merge))
+    (result,) = dask.compute(total, scheduler=scheduler)
     return result
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pickle
 
-from calkit.chunked import _merged
 from calkit.integrations.dask import _columns, partition_state
 from calkit.stream import CalibrationAccumulator
 
@@ -87,7 +86,8 @@ def accumulate_spark(frame, label: str, scores, *, from_logits: bool = False,
     rdd = states.rdd.map(lambda row: pickle.loads(row.state))
     # the empty state is copied to every partition, so merging into it in place is safe;
     # an empty frame gives it back unchanged (treeReduce would raise, isEmpty costs a job)
-    return rdd.treeAggregate(empty, _merged, _merged, depth=depth)
+    return rdd.treeAggregate(empty, CalibrationAccumulator.merge, CalibrationAccumulator.merge,
+                              depth=depth)
 
 
 def evaluate_spark(frame, label: str, scores, **kwargs) -> dict:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from calkit._array import to_numpy
+from calkit._files import check_input_file
 from calkit.posthoc._sklearn_api import restore_state, saved_state
 
 FORMAT = "calkit-calibrator"
@@ -436,9 +437,7 @@ def load_calibrator(path: str | Path):
     """
     path = Path(path)
     try:
-        if not path.is_file():
-            raise ValueError(f"{path} is not a regular file" if path.exists()
-                             else f"{path}: no such file")
+        check_input_file(path)
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ValueError(f"{path} is {size} bytes, more than a calibrator file may be "
