@@ -96,9 +96,12 @@ def test_matches_exact_kernel_sums_on_the_grid():
         assert float(kde_ece(y, p, view="positive", order=order)) == pytest.approx(value,
                                                                                    rel=1e-5)
     rng = np.random.default_rng(5)
-    s = rng.beta(5, 1, 300)       # piled up near 1, with a gap below 0.3: the forward fill
+    # two clusters: the densities vanish in (0.36, 0.64), where the integrand is carried on
+    s = np.concatenate([rng.uniform(0.1, 0.3, 150), rng.uniform(0.7, 0.95, 150)])
     t = (rng.uniform(size=300) < s ** 2).astype(float)
     exact = brute_kde_ece(s, t, 0.02, x)
+    gap = (x > 0.37) & (x < 0.63)
+    assert np.all(_exact_density(s, x[gap], 0.02) == 0)
     for order, value in zip((1, 2), exact, strict=True):
         r = kde_ece(t.astype(int), s, view="confidence", order=order, bandwidth=0.02)
         assert float(r) == pytest.approx(value, rel=1e-5)
