@@ -392,3 +392,22 @@ def test_canonical_bad_data():
         canonical_kde_ece([1], np.array([[0.3, 0.7]]))
     with pytest.raises(ValueError, match="binary"):
         canonical_kde_ece([0, 1, 2], np.eye(3), view="positive")
+
+
+def test_results_export_strict_json_frame_and_html():
+    y, p = sample(300, 3, seed=13, temperature=0.7)
+    for r in (kde_ece(y, p), canonical_kde_ece(y, p), canonical_kde_ece(y, p, view="classwise")):
+        d = r.to_dict()
+        assert json.loads(json.dumps(d, allow_nan=False)) == d
+        assert "<table>" in r._repr_html_()
+    pytest.importorskip("pandas")
+    frame = kde_ece(y, p).to_frame()
+    assert list(frame.columns) == ["grid", "curve", "residual", "density"]
+    assert canonical_kde_ece(y, p).to_frame().shape[0] == 1
+
+
+def test_bandwidth_rule_checks_its_arrays():
+    assert mixnmatch_bandwidth(np.array([0.1, 0.5, 0.9]), np.array([1, 0, 1])) == \
+        pytest.approx(0.4 * 6 ** -0.2)
+    with pytest.raises(ValueError, match="one length"):
+        mixnmatch_bandwidth(np.array([0.1, 0.5]), np.array([1, 0, 1]))

@@ -199,7 +199,11 @@ def mixnmatch_bandwidth(scores, targets) -> float:
     True
     """
     s = np.asarray(xp.to_numpy(scores), dtype=np.float64)
-    positive = s[np.asarray(xp.to_numpy(targets)) == 1]
+    t = np.asarray(xp.to_numpy(targets))
+    if s.ndim != 1 or t.shape != s.shape:
+        raise ValueError(f"scores and targets must be 1-D of one length, got shapes "
+                         f"{s.shape} and {t.shape}")
+    positive = s[t == 1]
     spread = float(positive.std()) if positive.size else 0.0
     if not spread > 0:
         raise ValueError(
@@ -305,7 +309,8 @@ def kde_ece(y_true, y_prob, *, view: str | None = None, order: int = 1,
         whether each answer was right.
     y_prob : array of shape (N, K) or (N,)
         Probabilities (numpy array or torch tensor; computed on the host in
-        float64), or 1-D scores with ``view`` said.
+        float64), or 1-D scores with ``view`` said.  Rows are used as given (they
+        sum to one within ``sum_tol``); the reference divides by the row sum.
     view : {"top_label", "positive", "confidence"}, optional
         Default, as in the reference code: ``"top_label"`` (confidence of the
         predicted class against correctness) for ``K > 2`` columns, and
