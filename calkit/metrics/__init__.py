@@ -37,6 +37,12 @@ from calkit.metrics.decompositions import (
     signed_ece,
 )
 from calkit.metrics.grouped import grouped_calibration
+from calkit.metrics.kde_ece import (
+    KDECalibrationResult,
+    KDEECEResult,
+    canonical_kde_ece,
+    kde_ece,
+)
 from calkit.metrics.kernel_calibration import skce, skce_test
 from calkit.metrics.ood import OODResult, ood_metrics, ood_score
 from calkit.metrics.scores import accuracy, brier_score, nll
@@ -100,4 +106,8 @@ __all__ = [
     "ConsistencyTestResult",
     "consistency_band",
     "consistency_test",
+    "KDECalibrationResult",
+    "KDEECEResult",
+    "canonical_kde_ece",
+    "kde_ece",
 ]
