@@ -19,6 +19,7 @@ from calkit.metrics.calibration_tests import (
     hosmer_lemeshow,
     spiegelhalter_z,
 )
+from calkit.metrics.class_conditional import ace, sce, tace
 from calkit.metrics.clinical import (
     LogisticCalibration,
     SmoothedCalibrationErrors,
@@ -100,4 +101,7 @@ __all__ = [
     "ConsistencyTestResult",
     "consistency_band",
     "consistency_test",
+    "ace",
+    "sce",
+    "tace",
 ]

@@ -80,6 +80,8 @@ class CalibrationResult(Exportable):
     def describe(self) -> str:
         s = self.settings
         name = {"l1": "ECE", "l2": "RMSCE", "max": "MCE"}[s["norm"]]
+        if s.get("metric"):  # a named metric (e.g. Nixon et al.'s SCE / ACE)
+            name = s["metric"] + (" (L2)" if s["norm"] == "l2" else "")
         if s.get("debiased"):
             name = "debiased " + name
         rule = f" by {s['n_bins_rule']}" if s.get("n_bins_rule") else ""
