@@ -108,11 +108,11 @@ def _rule_refused(rule: str, name: str) -> str:
                 "the targets and is taken by calibration_error, ece, debiased_ece and "
                 "calkit.sweep_ece; here give a positive integer")
     if rule in BIN_RULES:
-        return (f"{name} must be a positive integer here, got {rule!r}: a bin-count rule "
-                "needs the number of samples, which is not known where the bins are fixed "
-                "before the data (give a number, e.g. calkit.binning.resolve_n_bins("
-                f"{rule!r}, n_samples)[0]; rules are taken by calibration_error, ece, "
-                "debiased_ece and the reliability diagrams)")
+        return (f"{name} must be a positive integer here, got {rule!r} (bin-count rules are "
+                "taken by calibration_error, ece, debiased_ece, signed_ece, "
+                "brier_decomposition, convention_error, sce/ace/tace, report.summarize and "
+                "the diagrams, where the samples are known; here give a number, e.g. "
+                f"calkit.binning.resolve_n_bins({rule!r}, n_samples)[0])")
     return (f"{name} must be a positive integer, got {rule!r} (rule names, where the "
             f"samples are known: {sorted(BIN_RULES)})")
 

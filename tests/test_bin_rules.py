@@ -177,8 +177,120 @@ def test_fixed_bin_places_refuse_rules_with_a_clear_message():
         CalibrationAccumulator(n_bins="sweep")
     from calkit.binning import uniform_edges
 
-    with pytest.raises(ValueError, match="number of samples"):
+    with pytest.raises(ValueError, match="taken by calibration_error.*resolve_n_bins"):
         uniform_edges("cube_root")
+
+
+def _calls_with_n_bins():
+    """Every public function / constructor / classmethod of calkit that takes ``n_bins``."""
+    import importlib
+    import inspect
+
+    found = {}
+    for name in ("calkit.binning", "calkit.metrics", "calkit.posthoc", "calkit.plotting",
+                 "calkit.stream", "calkit.distributed", "calkit.report", "calkit.training"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional dependency is missing
+            continue
+        for attr in getattr(module, "__all__", ()):
+            obj = getattr(module, attr)
+            members = [(attr, obj)]
+            if inspect.isclass(obj):
+                members = [(attr, obj.__init__)] + [
+                    (f"{attr}.{k}", v.__func__) for k, v in vars(obj).items()
+                    if isinstance(v, classmethod)]
+            for label, f in members:
+                try:
+                    params = inspect.signature(f).parameters
+                except (TypeError, ValueError):
+                    continue
+                if "n_bins" in params:
+                    found[label] = f
+    return found
+
+
+def test_every_n_bins_argument_takes_a_rule_or_refuses_it_clearly():
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from calkit import binning, metrics, plotting, posthoc, report
+    from calkit.distributed import CalibrationMetric
+    from calkit.stream import CalibrationAccumulator
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 3)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = rng.integers(0, 3, 300)
+    pb = rng.uniform(size=300)
+    yb = (rng.uniform(size=300) < pb).astype(int)
+    table = pd.DataFrame({"conf": pb, "correct": yb})
+    b = 7  # cube_root of 300
+    accepts = {  # call -> the result, whose settings must record the rule and the number
+        "calibration_error": lambda nb: metrics.calibration_error(y, p, n_bins=nb),
+        "convention_error": lambda nb: metrics.convention_error(y, p, "netcal", n_bins=nb),
+        "signed_ece": lambda nb: metrics.signed_ece(y, p, n_bins=nb),
+        "brier_decomposition": lambda nb: metrics.brier_decomposition(yb, pb, n_bins=nb,
+                                                                      view="positive"),
+        "ace": lambda nb: metrics.ace(y, p, n_bins=nb),
+        "sce": lambda nb: metrics.sce(y, p, n_bins=nb),
+        "tace": lambda nb: metrics.tace(y, p, n_bins=nb),
+        "summarize": lambda nb: report.summarize(y, p, n_bins=nb),
+        "ReliabilityDisplay.from_predictions":
+            lambda nb: plotting.ReliabilityDisplay.from_predictions(y, p, n_bins=nb),
+        "ReliabilityDisplay.from_classwise":
+            lambda nb: plotting.ReliabilityDisplay.from_classwise(y, p, n_bins=nb),
+    }
+    numbers = {  # accepted; the number shows in what comes back
+        "ece": lambda nb: metrics.ece(y, p, n_bins=nb) == metrics.ece(y, p, n_bins=b),
+        "debiased_ece": lambda nb: metrics.debiased_ece(y, p, n_bins=nb) ==
+            metrics.debiased_ece(y, p, n_bins=b),
+        "bin_table": lambda nb: binning.bin_table(pb, yb, n_bins=nb).n_bins == b,
+        "resolve_n_bins": lambda nb: resolve_n_bins(nb, 300) == (b, "cube_root"),
+        "ConfidenceHistogramDisplay.from_predictions": lambda nb: plotting.
+            ConfidenceHistogramDisplay.from_predictions(y, p, n_bins=nb).table.n_bins == b,
+        "evaluation_figures": lambda nb: len(plotting.evaluation_figures(
+            y, p, n_bins=nb, smooth=False)) > 0,
+        "metric_specs": lambda nb: report.metric_specs(n_bins=nb)["ece_uniform"][1][
+            "n_bins"] == nb,
+    }
+    refuses = {  # bins fixed before the data, per group, or a method of its own
+        "debiased_plugin_ece": lambda nb: metrics.debiased_plugin_ece(y, p, n_bins=nb),
+        "grouped_calibration": lambda nb: metrics.grouped_calibration(
+            table, confidence="conf", correct="correct", n_bins=nb),
+        "consistency_band": lambda nb: metrics.consistency_band(pb, n_bins=nb),
+        "consistency_test": lambda nb: metrics.consistency_test(y, p, n_bins=nb),
+        "HistogramBinning": lambda nb: posthoc.HistogramBinning(n_bins=nb).fit(pb, yb),
+        "ScalingBinning": lambda nb: posthoc.ScalingBinning(n_bins=nb).fit(pb, yb),
+        "CalibrationAccumulator": lambda nb: CalibrationAccumulator(n_bins=nb),
+        "CalibrationMetric": lambda nb: CalibrationMetric(n_bins=nb),
+        "uniform_edges": lambda nb: binning.uniform_edges(nb),
+        "quantile_edges": lambda nb: binning.quantile_edges(pb, nb),
+        "weighted_quantile_edges": lambda nb: binning.weighted_quantile_edges(pb, np.ones(300),
+                                                                              nb),
+        "check_n_bins": lambda nb: binning.check_n_bins(nb),
+    }
+    try:
+        from calkit.training import AdaFocalLoss, CalFocalLoss
+    except ImportError:
+        pass
+    else:
+        refuses["AdaFocalLoss"] = lambda nb: AdaFocalLoss(n_bins=nb)
+        refuses["CalFocalLoss"] = lambda nb: CalFocalLoss(n_bins=nb)
+    listed = set(accepts) | set(numbers) | set(refuses)
+    missing = set(_calls_with_n_bins()) - listed
+    assert not missing, f"new n_bins arguments to classify here: {sorted(missing)}"
+    for name, call in accepts.items():
+        settings = call("cube_root").settings
+        assert settings["n_bins"] == b and settings["n_bins_rule"] == "cube_root", name
+    for name, call in numbers.items():
+        assert call("cube_root"), name
+    plt.close("all")
+    for name, call in refuses.items():
+        with pytest.raises(ValueError, match="n_bins") as info:
+            call("cube_root")
+        assert "cube_root" in str(info.value), name
 
 
 def test_report_summary_resolves_once_and_records_both():
