@@ -50,7 +50,6 @@ from calkit.metrics.binned import CalibrationResult, _combine, error_from_table
 __all__ = ["ace", "sce", "tace"]
 
 DEFAULT_BINS = 30
-_NAMES = {"uniform": "SCE", "adaptive": "ACE"}
 
 
 def _uniform_edges(n_bins: int, scores: np.ndarray) -> np.ndarray:
@@ -83,8 +82,8 @@ def _class_table(scores: np.ndarray, targets: np.ndarray, n_bins: int, binning: 
     return _bin_table_explicit(s, t, _EDGES[binning](n_bins, s), "left")
 
 
-def _class_conditional(y_true, y_prob, *, n_bins, binning: str, threshold, norm: str,
-                       sum_tol, classes) -> CalibrationResult:
+def _class_conditional(y_true, y_prob, *, metric: str, n_bins, binning: str, threshold,
+                       norm: str, sum_tol, classes) -> CalibrationResult:
     """The engine of :func:`sce`, :func:`ace` and :func:`tace` (robustness_metrics' GCE)."""
     check_option(norm, "norm", ("l1", "l2"))
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, Real):
@@ -102,7 +101,7 @@ def _class_conditional(y_true, y_prob, *, n_bins, binning: str, threshold, norm:
         tables.append(table)
         errors.append(float(error_from_table(table, norm)) if table.n_samples else 0.0)
     value = float(_combine(errors, norm))
-    settings = dict(convention="robustness_metrics", metric=_NAMES[binning], norm=norm,
+    settings = dict(convention="robustness_metrics", metric=metric, norm=norm,
                     n_bins=n_bins, strategy=binning, closed="left", view="classwise",
                     threshold=float(threshold), debiased=False, n_samples=data.n_samples,
                     kept=[int(t.n_samples) for t in tables])
@@ -154,7 +153,7 @@ def sce(y_true, y_prob, *, n_bins: int | str = DEFAULT_BINS, threshold: float = 
     >>> r.settings["convention"], r.settings["n_bins"], r.table.count.tolist()
     ('robustness_metrics', 2, [2, 2, 0])
     """
-    return _class_conditional(y_true, y_prob, n_bins=n_bins, binning="uniform",
+    return _class_conditional(y_true, y_prob, metric="SCE", n_bins=n_bins, binning="uniform",
                               threshold=threshold, norm=norm, sum_tol=sum_tol, classes=classes)
 
 
@@ -185,7 +184,7 @@ def ace(y_true, y_prob, *, n_bins: int | str = DEFAULT_BINS, threshold: float = 
     >>> r.tables[0].count[:30].tolist() == [100] * 30     # 3000 rows, 30 ranges of 100
     True
     """
-    return _class_conditional(y_true, y_prob, n_bins=n_bins, binning="adaptive",
+    return _class_conditional(y_true, y_prob, metric="ACE", n_bins=n_bins, binning="adaptive",
                               threshold=threshold, norm=norm, sum_tol=sum_tol, classes=classes)
 
 
@@ -216,5 +215,6 @@ def tace(y_true, y_prob, *, n_bins: int | str = DEFAULT_BINS, threshold: float =
     >>> bool(float(r) > float(ace(y, p)))    # tiny probabilities no longer dilute it
     True
     """
-    return _class_conditional(y_true, y_prob, n_bins=n_bins, binning="adaptive",
+    return _class_conditional(y_true, y_prob, metric="TACE", n_bins=n_bins,
+                              binning="adaptive",
                               threshold=threshold, norm=norm, sum_tol=sum_tol, classes=classes)
