@@ -494,3 +494,20 @@ def test_nixon_on_real_outputs(cifar10_ce_test):
     for func, scheme, eps in ((sce, "even", 0.0), (ace, "adaptive", 0.0),
                               (tace, "adaptive", 0.01)):
         assert float(func(y, p)) == pytest.approx(_rm_gce(y, p, scheme, 30, eps), rel=1e-10)
+
+
+def test_rules_with_torch_input_and_weights():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=500)
+    y = (rng.uniform(size=500) < p).astype(int)
+    w = (np.arange(500) % 5 == 0).astype(float)  # 100 rows of positive weight
+    r = calibration_error(torch.as_tensor(y), torch.as_tensor(p), n_bins="sqrt",
+                          view="positive", sample_weight=torch.as_tensor(w))
+    assert r.settings["n_bins"] == 10 and r.settings["n_bins_rule"] == "sqrt"
+    assert float(r) == pytest.approx(float(calibration_error(y, p, n_bins=10, view="positive",
+                                                             sample_weight=w)), abs=1e-14)
+    s = calibration_error(torch.as_tensor(y), torch.as_tensor(p), n_bins="sweep",
+                          view="positive")
+    assert torch.is_tensor(s.value)
+    assert float(s) == float(sweep_ece(y, p, view="positive", strategy="uniform"))
