@@ -197,8 +197,10 @@ def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None
     """
     if confidence_form:
         view = "confidence"
-    n = int(np.shape(y_true)[0])
-    n_bins, rule = resolve_n_bins(n_bins, n)
+    rule = None
+    if isinstance(n_bins, str):  # a rule, resolved once for every metric (numbers: as given)
+        rows = np.shape(y_true)[:1]  # bad y_true is named by the metrics' validation below
+        n_bins, rule = resolve_n_bins(n_bins, max(int(rows[0]) if rows else 1, 1))
     specs = metric_specs(n_bins, view, confidence_form)
     keys = progress(list(specs)) if progress is not None else list(specs)
     metrics, tables, classes = {}, {}, None
@@ -210,6 +212,7 @@ def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None
             tables[key[4:]] = result.table
             view = result.settings["view"]  # the view the metrics resolved
             classes = result.settings.get("classes")
+    n = int(np.shape(y_true)[0])
     settings = {"n_bins": n_bins, "view": view, "n_samples": n,
                 "confidence_form": bool(confidence_form)}
     if rule is not None:
