@@ -216,7 +216,6 @@ def test_every_n_bins_argument_takes_a_rule_or_refuses_it_clearly():
     import matplotlib.pyplot as plt
 
     from calkit import binning, metrics, plotting, posthoc, report
-    from calkit.distributed import CalibrationMetric
     from calkit.stream import CalibrationAccumulator
 
     rng = np.random.default_rng(0)
@@ -264,20 +263,21 @@ def test_every_n_bins_argument_takes_a_rule_or_refuses_it_clearly():
         "HistogramBinning": lambda nb: posthoc.HistogramBinning(n_bins=nb).fit(pb, yb),
         "ScalingBinning": lambda nb: posthoc.ScalingBinning(n_bins=nb).fit(pb, yb),
         "CalibrationAccumulator": lambda nb: CalibrationAccumulator(n_bins=nb),
-        "CalibrationMetric": lambda nb: CalibrationMetric(n_bins=nb),
         "uniform_edges": lambda nb: binning.uniform_edges(nb),
         "quantile_edges": lambda nb: binning.quantile_edges(pb, nb),
         "weighted_quantile_edges": lambda nb: binning.weighted_quantile_edges(pb, np.ones(300),
                                                                               nb),
         "check_n_bins": lambda nb: binning.check_n_bins(nb),
     }
-    try:
+    try:  # torch-only classes
+        from calkit.distributed import CalibrationMetric
         from calkit.training import AdaFocalLoss, CalFocalLoss
     except ImportError:
         pass
     else:
         refuses["AdaFocalLoss"] = lambda nb: AdaFocalLoss(n_bins=nb)
         refuses["CalFocalLoss"] = lambda nb: CalFocalLoss(n_bins=nb)
+        refuses["CalibrationMetric"] = lambda nb: CalibrationMetric(n_bins=nb)
     listed = set(accepts) | set(numbers) | set(refuses)
     missing = set(_calls_with_n_bins()) - listed
     assert not missing, f"new n_bins arguments to classify here: {sorted(missing)}"
