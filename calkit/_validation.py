@@ -49,6 +49,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from calkit._array import Array, is_torch, to_numpy, torch_module
+from calkit._bin_rules import BIN_RULES
 from calkit._threads import share_work, worker_count
 
 _ROW_BLOCK_BYTES = 1 << 19  # rows are processed in blocks of about 512 KiB (well inside L2)
@@ -86,6 +87,8 @@ def check_int(value, name: str, minimum: int | None = None,
 def check_n_bins(n_bins, n_samples: int | None = None, name: str = "n_bins") -> int:
     """A positive integer number of bins, at most :data:`MAX_BINS` and ``n_samples``."""
     n_bins = _scalar(n_bins)
+    if isinstance(n_bins, str):
+        raise ValueError(_rule_refused(n_bins, name))
     if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, Integral) or n_bins < 1:
         raise ValueError(f"{name} must be a positive integer, got {n_bins!r}")
     if n_bins > MAX_BINS:
@@ -96,6 +99,22 @@ def check_n_bins(n_bins, n_samples: int | None = None, name: str = "n_bins") -> 
             f"use fewer bins"
         )
     return int(n_bins)
+
+
+def _rule_refused(rule: str, name: str) -> str:
+    """Why a bin-count rule name is refused where the bins are fixed before the data."""
+    if rule == "sweep":
+        return (f"{name}='sweep' (the monotone sweep of Roelofs et al.) chooses the bins from "
+                "the targets and is taken by calibration_error, ece, debiased_ece and "
+                "calkit.sweep_ece; here give a positive integer")
+    if rule in BIN_RULES:
+        return (f"{name} must be a positive integer here, got {rule!r} (bin-count rules are "
+                "taken by calibration_error, ece, debiased_ece, signed_ece, "
+                "brier_decomposition, convention_error, sce/ace/tace, report.summarize and "
+                "the diagrams, where the samples are known; here give a number, e.g. "
+                f"calkit.binning.resolve_n_bins({rule!r}, n_samples)[0])")
+    return (f"{name} must be a positive integer, got {rule!r} (rule names, where the "
+            f"samples are known: {sorted(BIN_RULES)})")
 
 
 def check_option(value, name: str, allowed) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 
 from calkit import _array as xp
 from calkit._array import Array
+from calkit._bin_rules import BIN_RULES, rule_n_bins
 from calkit._export import Exportable, json_ready
 from calkit._validation import (
     _as_array,
@@ -167,6 +168,58 @@ class BinTable(Exportable):
     def __repr__(self) -> str:
         return (f"BinTable({self.n_bins} {self.strategy} bins, closed={self.closed!r}, "
                 f"n_samples={self.n_samples})")
+
+
+def resolve_n_bins(n_bins: int | str, n_samples: int,
+                   sample_weight=None) -> tuple[int, str | None]:
+    """The number of bins and the rule that gave it: ``n_bins`` or a named rule of ``n``.
+
+    Parameters
+    ----------
+    n_bins : int or {"sqrt", "cube_root", "rice", "sturges"}
+        A positive integer (checked to be at most ``n_samples``, as everywhere),
+        or a rule resolved from the number ``n`` of samples that are binned:
+
+        * ``"sqrt"``: ``ceil(sqrt(n))``, numpy's ``"sqrt"`` histogram rule;
+        * ``"cube_root"``: ``ceil(n ** (1/3))``, scikit-learn's
+          ``calibration_curve(n_bins="cube_root")`` (PR #33856);
+        * ``"rice"``: ``ceil(2 n ** (1/3))``, the Rice rule;
+        * ``"sturges"``: ``ceil(log2 n) + 1`` (Sturges 1926).
+
+        Every rule is computed in integer arithmetic (a perfect square or cube
+        gives its exact root) and capped at ``n``.
+    n_samples : int
+        Rows binned: for the top-label, positive and confidence views the
+        number of rows; for the class-wise view too (each class bins all rows).
+    sample_weight : array of shape (n_samples,), optional
+        With weights, ``n`` is the number of samples with a positive weight
+        (zero-weight rows are not binned); an integer ``n_bins`` is still
+        checked against ``n_samples``.
+
+    Returns
+    -------
+    (int, str or None)
+        The number of bins, and the rule name (None for an integer ``n_bins``).
+
+    Examples
+    --------
+    >>> from calkit.binning import resolve_n_bins
+    >>> resolve_n_bins("cube_root", 27), resolve_n_bins("sqrt", 10_000)
+    ((3, 'cube_root'), (100, 'sqrt'))
+    >>> resolve_n_bins("rice", 1000), resolve_n_bins("sturges", 1000), resolve_n_bins(15, 1000)
+    ((20, 'rice'), (11, 'sturges'), (15, None))
+    >>> resolve_n_bins("cube_root", 4, sample_weight=[1.0, 0.0, 2.0, 0.0])  # 2 samples count
+    (2, 'cube_root')
+    """
+    if isinstance(n_bins, str):
+        if n_bins not in BIN_RULES:
+            check_n_bins(n_bins)  # raises, naming the rules (and 'sweep' where it belongs)
+        n = int(n_samples)
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, n)
+            n = int(xp.to_numpy(w > 0).sum())
+        return check_n_bins(rule_n_bins(n_bins, n)), n_bins
+    return check_n_bins(n_bins, n_samples), None
 
 
 def uniform_edges(n_bins: int) -> np.ndarray:
@@ -345,7 +398,7 @@ def _uniform_index(scores: Array, n_bins: int, closed: Closed) -> Array:
     return k.long() if torch is not None else k.astype(np.int64)
 
 
-def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
+def bin_table(scores, targets, n_bins: int | str = 15, strategy: Strategy = "uniform",
               closed: Closed = "right", edges=None, sample_weight=None) -> BinTable:
     """Bin ``scores`` and sum ``targets`` per bin: the engine behind every binned metric.
 
@@ -355,8 +408,10 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
         Scores (confidences) in [0, 1]; numpy array or torch tensor.
     targets : array of shape (N,)
         0/1 (or boolean) outcomes, e.g. whether the top-label prediction was right.
-    n_bins : int, default=15
-        Number of bins (ignored when ``edges`` is given).
+    n_bins : int or str, default=15
+        Number of bins (ignored when ``edges`` is given), or a bin-count rule
+        of the number of samples (``"sqrt"``, ``"cube_root"``, ``"rice"``,
+        ``"sturges"``: :func:`resolve_n_bins`).
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (see the module docstring).
     closed : {"right", "left"}, default="right"
@@ -395,6 +450,8 @@ def bin_table(scores, targets, n_bins: int = 15, strategy: Strategy = "uniform",
         e = _check_edges(edges, s)
         return _bin_table_explicit(s, t, e, closed, w)
     check_option(strategy, "strategy", STRATEGIES)
+    if isinstance(n_bins, str):  # a rule of the number of (positively weighted) samples
+        n_bins = resolve_n_bins(n_bins, int(s.shape[0]), w)[0]
     n_bins = check_n_bins(n_bins)
     return _bin_table(s, t, n_bins, strategy, closed, w)
 

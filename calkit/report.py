@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from calkit._export import json_ready as _json_ready
+from calkit.binning import resolve_n_bins
 from calkit.metrics import (
     accuracy,
     brier_score,
@@ -154,7 +155,7 @@ def _optional_smooth_ece():
     return smooth_ece
 
 
-def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
+def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None,
               confidence_form: bool = False, sum_tol: float | None = None,
               progress: Callable | None = None) -> Summary:
     """The standard calibration numbers of one model.
@@ -165,8 +166,11 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
         Labels; with ``confidence_form=True``, 1 where the answer was correct.
     y_prob : array of shape (N, K) or (N,)
         Probabilities; with ``confidence_form=True`` the confidence of each answer.
-    n_bins : int, default=15
-        Bins of the binned metrics.
+    n_bins : int or str, default=15
+        Bins of the binned metrics, or a bin-count rule of the number of rows
+        (``"sqrt"``, ``"cube_root"``, ``"rice"``, ``"sturges"``:
+        :func:`calkit.binning.resolve_n_bins`), resolved once: ``settings``
+        hold the number (``n_bins``) and the rule (``n_bins_rule``).
     view : {"top_label", "positive", "confidence"}, optional
         Which scores are checked (:mod:`calkit.metrics._views`): default
         ``"top_label"`` for an ``(N, K)`` ``y_prob``; a 1-D ``y_prob`` needs
@@ -193,6 +197,10 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
     """
     if confidence_form:
         view = "confidence"
+    rule = None
+    if isinstance(n_bins, str):  # a rule, resolved once for every metric (numbers: as given)
+        rows = np.shape(y_true)[:1]  # bad y_true is named by the metrics' validation below
+        n_bins, rule = resolve_n_bins(n_bins, max(int(rows[0]) if rows else 1, 1))
     specs = metric_specs(n_bins, view, confidence_form)
     keys = progress(list(specs)) if progress is not None else list(specs)
     metrics, tables, classes = {}, {}, None
@@ -207,6 +215,8 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
     n = int(np.shape(y_true)[0])
     settings = {"n_bins": n_bins, "view": view, "n_samples": n,
                 "confidence_form": bool(confidence_form)}
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     if classes is not None:
         settings["classes"] = classes
     return Summary(metrics, {}, tables, settings)
@@ -340,6 +350,8 @@ def to_markdown(summaries: Summary | Mapping[str, Summary], *, title: str = "Cal
 def _settings_line(summaries: Mapping[str, Summary]) -> str:
     s = next(iter(summaries.values())).settings
     text = f"{s.get('n_samples', '?')} samples, view `{s.get('view', '?')}`"
+    if s.get("n_bins_rule"):
+        text += f", {s['n_bins']} bins by the `{s['n_bins_rule']}` rule"
     if "confidence_level" in s:
         text += f", {100 * s['confidence_level']:g}% bootstrap intervals in brackets"
     return text + "."

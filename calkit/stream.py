@@ -76,6 +76,9 @@ class CalibrationAccumulator:
     n_bins : int, default=15
         Number of equal-width bins (edges ``k / n_bins``, as
         ``calibration_error(strategy="uniform")``); ignored when ``edges`` is given.
+        A number: the bins are fixed before any data is seen, so a bin-count
+        rule (``"cube_root"``...) is refused; resolve one for a known total with
+        ``calkit.binning.resolve_n_bins(rule, n_samples)[0]``.
     closed : {"right", "left"}, default="right"
         Bin edge convention (:mod:`calkit.binning`).
     edges : array of shape (B + 1,), optional

@@ -166,10 +166,27 @@ def add_input_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return g
 
 
+def _n_bins_arg(text: str) -> int | str:
+    """``--n-bins``: a positive integer, or a bin-count rule name resolved from the samples."""
+    from calkit._bin_rules import BIN_RULES
+
+    if text in BIN_RULES:
+        return text
+    try:
+        int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or a bin-count rule ({', '.join(BIN_RULES)}), "
+            f"got {text!r}") from None
+    return _int_in(1, MAX_BINS)(text)
+
+
 def add_output_options(p: argparse.ArgumentParser, *, view: bool = True) -> None:
     g = p.add_argument_group("metrics and output")
-    g.add_argument("--n-bins", type=_int_in(1, MAX_BINS), default=15, metavar="B",
-                   help="bins of the binned metrics (default: 15)")
+    g.add_argument("--n-bins", type=_n_bins_arg, default=15, metavar="B",
+                   help="bins of the binned metrics (default: 15), or a rule of the number "
+                   "of samples: sqrt, cube_root, rice, sturges (the number it gives is "
+                   "printed and recorded)")
     g.add_argument("--strategy", choices=("uniform", "quantile"), default="uniform",
                    help="binning of the main reliability diagram (default: uniform)")
     if view:
@@ -249,6 +266,9 @@ def summarize(args, pred, view: str, y_prob=None):
     y_prob = pred.y_prob if y_prob is None else y_prob
     summary = summarize(pred.y_true, y_prob, n_bins=args.n_bins, view=view,
                         confidence_form=pred.kind == "confidence")
+    if summary.settings.get("n_bins_rule"):
+        say(f"--n-bins {summary.settings['n_bins_rule']}: {summary.settings['n_bins']} bins "
+            f"({summary.settings['n_samples']:,} samples)")
     if args.ci is not None:
         try:
             import calkit.metrics.bootstrap  # noqa: F401

@@ -210,6 +210,10 @@ def _run_grouped(args) -> int:
         raise CliError(f"{path.name}: no confidence column (columns: {list(table)}); name them "
                        "with --confidence")
     groups = _split(args.group_by)
+    if isinstance(args.n_bins, str):
+        raise CliError(f"--n-bins {args.n_bins}: bin-count rules are not taken with "
+                       "--confidence/--correct/--group-by (every group would get its own "
+                       "number of bins); give a number")
     rows = grouped_calibration(table, confidence=sources, correct=correct, group_by=groups,
                                n_bins=args.n_bins, ci=args.ci, random_state=args.seed,
                                n_resamples=args.n_boot)

@@ -19,6 +19,7 @@ from calkit.metrics.calibration_tests import (
     hosmer_lemeshow,
     spiegelhalter_z,
 )
+from calkit.metrics.class_conditional import ace, sce, tace
 from calkit.metrics.clinical import (
     LogisticCalibration,
     SmoothedCalibrationErrors,
@@ -110,4 +111,7 @@ __all__ = [
     "KDEECEResult",
     "canonical_kde_ece",
     "kde_ece",
+    "ace",
+    "sce",
+    "tace",
 ]

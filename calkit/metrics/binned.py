@@ -19,11 +19,10 @@ from calkit._array import Array
 from calkit._export import Exportable, json_ready
 from calkit._validation import (
     check_classification,
-    check_n_bins,
     check_option,
     check_sample_weight,
 )
-from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table
+from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table, resolve_n_bins
 from calkit.metrics._views import resolve_view, score_target_pairs
 
 Norm = Literal["l1", "l2", "max"]
@@ -42,7 +41,9 @@ class CalibrationResult(Exportable):
         One table for the top-label and positive views, one per class for the
         class-wise view.
     settings : dict
-        ``norm``, ``n_bins``, ``strategy``, ``closed``, ``view``, ``debiased``.
+        ``norm``, ``n_bins``, ``strategy``, ``closed``, ``view``, ``debiased``;
+        ``n_bins_rule`` too when the number of bins came from a rule
+        (``n_bins="cube_root"``...; ``n_bins`` is then the number it gave).
 
     Examples
     --------
@@ -79,10 +80,13 @@ class CalibrationResult(Exportable):
     def describe(self) -> str:
         s = self.settings
         name = {"l1": "ECE", "l2": "RMSCE", "max": "MCE"}[s["norm"]]
+        if s.get("metric"):  # a named metric (e.g. Nixon et al.'s SCE / ACE)
+            name = s["metric"] + (" (L2)" if s["norm"] == "l2" else "")
         if s.get("debiased"):
             name = "debiased " + name
-        return (f"{name} = {float(self):.6f} ({s['view']}, {s['n_bins']} {s['strategy']} bins, "
-                f"closed={s['closed']})")
+        rule = f" by {s['n_bins_rule']}" if s.get("n_bins_rule") else ""
+        return (f"{name} = {float(self):.6f} ({s['view']}, {s['n_bins']} {s['strategy']} bins"
+                f"{rule}, closed={s['closed']})")
 
     def __repr__(self) -> str:
         return f"CalibrationResult({self.describe()})"
@@ -173,7 +177,7 @@ def debiased_error_from_table(table: BinTable) -> Array:
     return xp.sqrt(xp.where(total > 0, total, 0.0))
 
 
-def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
+def calibration_error(y_true, y_prob, *, n_bins: int | str = 15, strategy: str = "uniform",
                       norm: Norm = "l1", view: str | None = None, closed: str = "right",
                       debias: bool = False, sum_tol: float | None = None,
                       classes=None, sample_weight=None) -> CalibrationResult:
@@ -190,8 +194,17 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         probability of class 1 (``view="positive"`` or ``"top_label"``), or the
         confidence of each predicted answer (``view="confidence"``).  numpy
         array, torch tensor or pandas object.
-    n_bins : int, default=15
-        Number of bins; at most the number of samples.
+    n_bins : int or str, default=15
+        Number of bins, at most the number of samples; or a rule of the number
+        ``n`` of binned samples (rows; with ``sample_weight``, the rows of
+        positive weight): ``"sqrt"`` (``ceil(sqrt(n))``), ``"cube_root"``
+        (``ceil(n^(1/3))``), ``"rice"`` (``ceil(2 n^(1/3))``), ``"sturges"``
+        (``ceil(log2 n) + 1``), see :func:`calkit.binning.resolve_n_bins`; or
+        ``"sweep"``: the bins of the monotone sweep of Roelofs et al.
+        (:func:`calkit.sweep_ece`, with ``strategy`` its equal-mass or
+        equal-width bins and their own edge rule, so ``closed`` does not
+        apply; not class-wise, not weighted).  ``settings`` record the rule
+        (``n_bins_rule``) and the number of bins it gave (``n_bins``).
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (:mod:`calkit.binning`).
     norm : {"l1", "l2", "max"}, default="l1"
@@ -240,6 +253,15 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
     >>> correct, conf = np.array([1, 0, 1, 1]), np.array([0.9, 0.6, 0.4, 0.8])
     >>> round(float(calibration_error(correct, conf, n_bins=2, view="confidence")), 6)
     0.225
+
+    A bin-count rule is resolved from the number of samples and recorded:
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=1000)
+    >>> y = (rng.uniform(size=1000) < p).astype(int)
+    >>> r = calibration_error(y, p, n_bins="cube_root", view="positive")
+    >>> r.settings["n_bins"], r.settings["n_bins_rule"], r.table.n_bins
+    (10, 'cube_root', 10)
     """
     check_option(strategy, "strategy", STRATEGIES)
     check_option(norm, "norm", NORMS)
@@ -250,8 +272,10 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
         raise ValueError("debias=True is the L2 estimator of Kumar et al.; use norm='l2'")
     data = check_classification(y_true, y_prob, sum_tol=sum_tol, classes=classes)
     view = resolve_view(view, data)
-    n_bins = check_n_bins(n_bins, data.n_samples)
     weights = check_sample_weight(sample_weight, data.n_samples, like=data.y_prob)
+    if isinstance(n_bins, str) and n_bins == "sweep":
+        return _sweep_result(data, view, strategy, norm, debias, weights)
+    n_bins, rule = resolve_n_bins(n_bins, data.n_samples, weights)
     tables = tuple(_bin_table(s, t, n_bins, strategy, closed, weights)
                    for s, t in score_target_pairs(data, view))
     if debias:
@@ -261,9 +285,35 @@ def calibration_error(y_true, y_prob, *, n_bins: int = 15, strategy: str = "unif
     value = _combine(errors, norm)
     settings = dict(norm=norm, n_bins=n_bins, strategy=strategy, closed=closed, view=view,
                     debiased=bool(debias), n_samples=data.n_samples)
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     if data.classes is not None:
         settings["classes"] = list(data.classes)
     return CalibrationResult(xp.scalar(value), tables, settings)
+
+
+def _sweep_result(data, view: str, strategy: str, norm: str, debias: bool,
+                  weights) -> CalibrationResult:
+    """``n_bins="sweep"``: the table of :func:`calkit.metrics.sweep.sweep_table`, reduced here."""
+    from calkit.metrics.sweep import sweep_table  # sweep builds on this module
+
+    if weights is not None:
+        raise ValueError("n_bins='sweep' does not take sample_weight (the monotone sweep "
+                         "is defined on unweighted samples); give an integer n_bins or a rule")
+    if view == "classwise":
+        raise ValueError("n_bins='sweep' takes view 'top_label', 'positive' or 'confidence' "
+                         "(one sweep over one set of scores), got 'classwise'")
+    ((scores, targets),) = score_target_pairs(data, view)
+    table = sweep_table(scores, targets, strategy)
+    value = debiased_error_from_table(table) if debias else error_from_table(table, norm)
+    if xp.is_torch(data.y_prob):
+        value = xp.like(value, data.y_prob)
+    settings = dict(norm=norm, n_bins=table.n_bins, strategy=f"sweep-{strategy}",
+                    closed="rank" if strategy == "quantile" else "left", view=view,
+                    debiased=bool(debias), n_samples=data.n_samples, n_bins_rule="sweep")
+    if data.classes is not None:
+        settings["classes"] = list(data.classes)
+    return CalibrationResult(xp.scalar(value), (table,), settings)
 
 
 def _combine(errors: list, norm: str) -> Array:
@@ -280,11 +330,14 @@ def _combine(errors: list, norm: str) -> Array:
     return stacked.mean()
 
 
-def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: Norm = "l1",
+def ece(y_true, y_prob, *, n_bins: int | str = 15, strategy: str = "uniform", norm: Norm = "l1",
         view: str | None = None, closed: str = "right", sum_tol: float | None = None,
         classes=None, sample_weight=None):
     """Expected calibration error (a number); see :func:`calibration_error`.
 
+    ``n_bins`` is a number or a rule (``"sqrt"``, ``"cube_root"``, ``"rice"``,
+    ``"sturges"``, ``"sweep"``) as there; for the rule and the number of bins it
+    gave, call :func:`calibration_error`, whose ``settings`` record both.
     ``y_true``, ``y_prob``, ``view`` and ``classes`` as there: an ``(N, K)``
     ``y_prob`` is checked top-label by default; a 1-D ``y_prob`` needs
     ``view="confidence"`` ((correct, confidence) pairs: ``y_true`` is 0/1
@@ -310,7 +363,7 @@ def ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform", norm: No
                              sample_weight=sample_weight).value
 
 
-def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile",
+def debiased_ece(y_true, y_prob, *, n_bins: int | str = 15, strategy: str = "quantile",
                  view: str | None = None, closed: str = "right",
                  sum_tol: float | None = None, classes=None, sample_weight=None):
     """Debiased L2 calibration error (Kumar, Liang and Ma 2019), on equal-mass bins.
@@ -320,7 +373,8 @@ def debiased_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "quantile"
     name means this definition everywhere in calkit (report and grouped
     tables, the accumulator's exact mode); the same estimator on fixed
     equal-width bins is called ``debiased_ece_uniform``.
-    ``y_true``, ``y_prob``, ``view``, ``classes`` and ``sample_weight`` as in
+    ``y_true``, ``y_prob``, ``n_bins`` (a number or a bin-count rule),
+    ``view``, ``classes`` and ``sample_weight`` as in
     :func:`calibration_error` (a 1-D ``y_prob`` needs ``view="confidence"``
     or ``view="positive"``).
 

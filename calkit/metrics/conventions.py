@@ -59,11 +59,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from calkit import _array as xp
-from calkit._validation import check_classification, check_n_bins, check_option
+from calkit._validation import check_classification, check_option
 from calkit.binning import (
     BinTable,
     _bin_table_explicit,
     bin_table,
+    resolve_n_bins,
     sorted_pairs,
     table_from_ranks,
 )
@@ -245,7 +246,8 @@ PRESETS = {
 CONVENTIONS = tuple(PRESETS)
 
 
-def convention_error(y_true, y_prob, convention: str = "calkit", *, n_bins: int | None = None,
+def convention_error(y_true, y_prob, convention: str = "calkit", *,
+                     n_bins: int | str | None = None,
                      strategy: str = "uniform", norm: str = "l1") -> CalibrationResult:
     """Binned calibration error computed the way a peer library computes it.
 
@@ -261,8 +263,11 @@ def convention_error(y_true, y_prob, convention: str = "calkit", *, n_bins: int 
         :func:`calkit.ece` with ``view="confidence"``.
     convention : str, default="calkit"
         One of :data:`CONVENTIONS` (see the module docstring for each rule).
-    n_bins : int, optional
-        Number of bins; default: the library's own default.
+    n_bins : int or str, optional
+        Number of bins; default: the library's own default.  A bin-count rule
+        (``"sqrt"``, ``"cube_root"``, ``"rice"``, ``"sturges"``) is resolved from
+        the number of rows (:func:`calkit.binning.resolve_n_bins`) and recorded
+        in ``settings["n_bins_rule"]``.
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or the library's own equal-mass construction.
     norm : {"l1", "l2", "max"}, default="l1"
@@ -290,7 +295,7 @@ def convention_error(y_true, y_prob, convention: str = "calkit", *, n_bins: int 
     check_option(strategy, "strategy", preset.strategies)
     check_option(norm, "norm", preset.norms)
     data = check_classification(y_true, y_prob)
-    n_bins = check_n_bins(preset.n_bins if n_bins is None else n_bins, data.n_samples)
+    n_bins, rule = resolve_n_bins(preset.n_bins if n_bins is None else n_bins, data.n_samples)
     view = preset.view(data)
     ((scores, targets),) = score_target_pairs(data, view)
     scores, targets = xp.to_numpy(scores), xp.to_numpy(targets).astype(bool)
@@ -299,4 +304,6 @@ def convention_error(y_true, y_prob, convention: str = "calkit", *, n_bins: int 
     table = preset.binning(scores, targets, n_bins, strategy)
     settings = dict(convention=convention, norm=norm, n_bins=n_bins, strategy=strategy,
                     closed=table.closed, view=view, debiased=False, n_samples=data.n_samples)
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     return CalibrationResult(float(error_from_table(table, norm)), (table,), settings)

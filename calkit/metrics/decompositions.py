@@ -22,8 +22,8 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 from scipy.special import xlogy
 
-from calkit._validation import check_n_bins, check_option
-from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table
+from calkit._validation import check_option
+from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table, resolve_n_bins
 from calkit.metrics.calibration_tests import _pairs
 
 #: proper scores :func:`calibration_refinement` decomposes
@@ -84,13 +84,14 @@ class SignedCalibrationResult:
                 "table": self.table.to_dict()}
 
 
-def _check_binning(n_bins, strategy, closed, n_samples) -> int:
+def _check_binning(n_bins, strategy, closed, n_samples) -> tuple[int, str | None]:
+    """The number of bins (``n_bins`` or a rule of ``n_samples``) and the rule, if any."""
     check_option(strategy, "strategy", STRATEGIES)
     check_option(closed, "closed", CLOSED)
-    return check_n_bins(n_bins, n_samples)
+    return resolve_n_bins(n_bins, n_samples)
 
 
-def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
+def signed_ece(y_true, y_prob, *, n_bins: int | str = 15, strategy: str = "uniform",
                view: str | None = None, closed: str = "right",
                sum_tol: float | None = None) -> SignedCalibrationResult:
     """Signed calibration error and the over-/under-confident parts of the ECE.
@@ -101,8 +102,10 @@ def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
         Integer labels, or a one-hot matrix.
     y_prob : array of shape (N, K) or (N,)
         Probabilities; 1-D is the positive-class probability of a binary task.
-    n_bins : int, default=15
-        Number of bins.
+    n_bins : int or str, default=15
+        Number of bins, or a bin-count rule of the number of samples
+        (``"sqrt"``, ``"cube_root"``, ``"rice"``, ``"sturges"``:
+        :func:`calkit.binning.resolve_n_bins`; recorded in ``settings``).
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (:mod:`calkit.binning`).
     view : {"top_label", "positive", "confidence"}, optional
@@ -130,11 +133,13 @@ def signed_ece(y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
     (True, True)
     """
     scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
-    n_bins = _check_binning(n_bins, strategy, closed, scores.shape[0])
+    n_bins, rule = _check_binning(n_bins, strategy, closed, scores.shape[0])
     table = _bin_table(scores, targets, n_bins, strategy, closed)
     diff = table.sum_score - table.sum_target
     n = table.n_samples
     settings = dict(n_bins=n_bins, strategy=strategy, closed=closed, view=view, n_samples=n)
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     return SignedCalibrationResult(float(diff.sum() / n), float(np.maximum(diff, 0).sum() / n),
                                    float(np.maximum(-diff, 0).sum() / n), table, settings)
 
@@ -195,7 +200,7 @@ class BrierDecomposition:
         return out
 
 
-def brier_decomposition(y_true, y_prob, *, n_bins: int = 10, strategy: str = "uniform",
+def brier_decomposition(y_true, y_prob, *, n_bins: int | str = 10, strategy: str = "uniform",
                         view: str = "positive", closed: str = "right",
                         sum_tol: float | None = None) -> BrierDecomposition:
     """Murphy (1973) decomposition of the Brier score on a bin table.
@@ -210,8 +215,9 @@ def brier_decomposition(y_true, y_prob, *, n_bins: int = 10, strategy: str = "un
         Integer labels, or a one-hot matrix.
     y_prob : array of shape (N, K) or (N,)
         Probabilities; 1-D is the positive-class probability of a binary task.
-    n_bins : int, default=10
-        Number of bins.
+    n_bins : int or str, default=10
+        Number of bins, or a bin-count rule of the number of samples (as in
+        :func:`signed_ece`).
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins.
     view : {"positive", "top_label"}, default="positive"
@@ -239,7 +245,7 @@ def brier_decomposition(y_true, y_prob, *, n_bins: int = 10, strategy: str = "un
     (True, True)
     """
     scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
-    n_bins = _check_binning(n_bins, strategy, closed, scores.shape[0])
+    n_bins, rule = _check_binning(n_bins, strategy, closed, scores.shape[0])
     table = _bin_table(scores, targets, n_bins, strategy, closed)
     n = table.n_samples
     keep = table.count > 0
@@ -256,6 +262,8 @@ def brier_decomposition(y_true, y_prob, *, n_bins: int = 10, strategy: str = "un
         within_covariance=float(2.0 * (np.dot(scores, targets) - np.sum(sum_f * mean_o)) / n),
     )
     settings = dict(n_bins=n_bins, strategy=strategy, closed=closed, view=view, n_samples=n)
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     return BrierDecomposition(**terms, table=table, settings=settings)
 
 

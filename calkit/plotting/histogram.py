@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from calkit._validation import check_classification, check_option
-from calkit.binning import BinTable, _bin_table
+from calkit._validation import check_classification, check_n_bins, check_option
+from calkit.binning import BinTable, _bin_table, resolve_n_bins
 from calkit.plotting import _scale
 from calkit.plotting._axes import colors, panel_grid
 
@@ -161,7 +161,7 @@ class ConfidenceHistogramDisplay:
         return self.tables[0]
 
     @classmethod
-    def from_predictions(cls, y_true, y_prob, *, n_bins: int = 20, name: str | None = None,
+    def from_predictions(cls, y_true, y_prob, *, n_bins: int | str = 20, name: str | None = None,
                          ax=None, count_scale: str = "auto", counts: bool = False,
                          sum_tol: float | None = None) -> ConfidenceHistogramDisplay:
         """Bin the top-label confidence of one model, or of several (a mapping name -> probs).
@@ -170,8 +170,9 @@ class ConfidenceHistogramDisplay:
         ----------
         y_true : array of shape (N,)
         y_prob : array of shape (N, K) or (N,), or mapping name -> array
-        n_bins : int, default=20
-            Equal-width bins on [0, 1].
+        n_bins : int or str, default=20
+            Equal-width bins on [0, 1], or a bin-count rule of the number of
+            rows (``"sqrt"``, ``"sturges"``...: :func:`calkit.binning.resolve_n_bins`).
         name : str, optional
         ax : Axes or sequence of Axes (one per model), optional
         count_scale : {"auto", "log", "linear"}, default="auto"
@@ -189,7 +190,9 @@ class ConfidenceHistogramDisplay:
         tables, acc, conf = [], [], []
         for p in probs.values():
             data = check_classification(y_true, p, sum_tol=sum_tol)
-            table = _bin_table(data.confidence, data.correct, n_bins, "uniform", "right")
+            bins = (resolve_n_bins(n_bins, data.n_samples)[0] if isinstance(n_bins, str)
+                    else check_n_bins(n_bins))
+            table = _bin_table(data.confidence, data.correct, bins, "uniform", "right")
             tables.append(table)
             acc.append(float(table.sum_target.sum()) / table.n_samples)
             conf.append(float(table.sum_score.sum()) / table.n_samples)

@@ -183,7 +183,8 @@ class ReliabilityDisplay:
         return [t.get_text() for leg in legends if leg is not None for t in leg.get_texts()]
 
     @classmethod
-    def from_predictions(cls, y_true, y_prob, *, n_bins: int = 15, strategy: str = "uniform",
+    def from_predictions(cls, y_true, y_prob, *, n_bins: int | str = 15,
+                         strategy: str = "uniform",
                          closed: str = "right", view: str | None = None, name: str | None = None,
                          smooth: bool = False, smooth_band: float | None = 0.95,
                          consistency_band: bool = False, confidence: float = 0.95,
@@ -199,7 +200,8 @@ class ReliabilityDisplay:
         y_prob : array of shape (N, K) or (N,), or a mapping name -> array
             Probabilities of one model, or of several models to compare.
         n_bins, strategy, closed, view, sum_tol
-            As in :func:`calkit.calibration_error`: ``view`` is ``"top_label"``
+            As in :func:`calkit.calibration_error` (``n_bins`` may be a rule,
+            ``"cube_root"``..., resolved per model): ``view`` is ``"top_label"``
             (the default for ``(N, K)`` probabilities), ``"positive"`` or
             ``"confidence"``, and a 1-D ``y_prob`` needs it said (it is never
             guessed); for one panel per class see :meth:`from_classwise`.
@@ -784,6 +786,8 @@ class ReliabilityDisplay:
     def _set_title(self, title: str | None, reason: str | None, multi: bool) -> None:
         s = self.settings
         bins = f"{s.get('n_bins', '?')} {s.get('strategy', '')} bins"
+        if s.get("n_bins_rule"):
+            bins += f" by {s['n_bins_rule']}"
         if title is None:
             title = bins if multi else f"Reliability diagram, {bins}"
         elif multi:
