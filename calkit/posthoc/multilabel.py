@@ -86,7 +86,9 @@ class _PerLabelCalibrator(BaseCalibrator):
 
     _native_1d = True   # a 1-D X is refused by fit (not read as binary probabilities)
     _min_columns = 1    # one logit per label: a single label is a valid multilabel task
-    _multiclass = False
+    # not a binary-only calibrator: y is a label matrix and classes_ is 0 .. L-1 (the tags
+    # below say multi_label, not multi_class)
+    _multiclass = True
 
     def _n_label_columns(self, X, fit_params: dict) -> int:
         return int(X.shape[1]) if getattr(X, "ndim", np.ndim(X)) == 2 else 1
