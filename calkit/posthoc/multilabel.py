@@ -61,9 +61,6 @@ MULTILABEL_METHODS = ("temperature", "platt", "isotonic")
 
 def _check_fit_multilabel(X, y, sample_weight):
     """``(logits (N, L) float64, targets (N, L) float64)``; one-class labels refused."""
-    if getattr(X, "ndim", np.ndim(X)) != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_labels): one logit per label, got "
-                         f"shape {tuple(np.shape(to_numpy(X)))}")
     t, z = check_multilabel(y, _float_if_integer(X), logits=True, prob_name="X",
                             true_name="y")
     z = np.asarray(to_numpy(z), dtype=np.float64)
@@ -91,7 +88,10 @@ class _PerLabelCalibrator(BaseCalibrator):
     _multiclass = True
 
     def _n_label_columns(self, X, fit_params: dict) -> int:
-        return int(X.shape[1]) if getattr(X, "ndim", np.ndim(X)) == 2 else 1
+        if getattr(X, "ndim", np.ndim(X)) != 2:  # before labels are read as classes
+            raise ValueError(f"X must be 2-D (n_samples, n_labels): one logit per label, got "
+                             f"shape {tuple(X.shape)}")
+        return int(X.shape[1])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
