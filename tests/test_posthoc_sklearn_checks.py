@@ -100,6 +100,9 @@ MULTILABEL_FAILURES = {
          "check_classifiers_multilabel_representation_invariance"], _LABEL_COLUMNS),
     "check_fit2d_1feature": ("the check's one-column y holds the class labels 0, 1, 2; a "
                              "label column must be 0/1"),
+    "check_classifier_not_supporting_multiclass": (
+        "the check fits 1-D multiclass labels and wants the binary-only message; a per-label "
+        "calibrator refuses them because y must be a 0/1 label matrix (multi_label tag)"),
 }
 
 
