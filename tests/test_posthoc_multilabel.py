@@ -102,6 +102,17 @@ def test_multilabel_calibration_is_the_per_label_class_and_saves_as_it(method, c
     np.testing.assert_array_equal(loaded.classes_, np.arange(L))
 
 
+def test_a_temperature_at_its_bound_is_reported_with_its_label():
+    from sklearn.exceptions import ConvergenceWarning
+
+    z = Z.copy()
+    z[:, 3] = np.where(Y[:, 3] == 1, 1.0, -1.0)  # separable: T -> 0, stopped at the bound
+    with pytest.warns(ConvergenceWarning, match=r"label 3: .*bound") as record:
+        cal = PerLabelTemperature().fit(z, Y)
+    assert len(record) == 1 and "label 0" not in str(record[0].message)
+    assert np.isclose(cal.temperature_[3], 0.01)
+
+
 def test_labels_with_one_class_are_refused_by_name():
     y = Y.copy()
     y[:, 2] = 0

@@ -42,11 +42,13 @@ The per-label classes save to and load from JSON like every calkit calibrator;
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
 
 from calkit._array import is_torch, to_numpy
 from calkit._validation import check_multilabel, check_option
@@ -202,9 +204,21 @@ class PerLabelTemperature(_PerLabelCalibrator):
     def _fit_labels(self, z, t, sample_weight):
         ts = TemperatureScaling(t_bounds=self.t_bounds, tol=self.tol, max_iter=self.max_iter)
         zero = np.zeros(z.shape[0])
-        self.temperature_ = np.array([
-            ts.fit(np.column_stack([zero, z[:, j]]), t[:, j], sample_weight).temperature_
-            for j in range(z.shape[1])], dtype=np.float64)
+        temperatures, warned = [], []
+        for j in range(z.shape[1]):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                ts.fit(np.column_stack([zero, z[:, j]]), t[:, j], sample_weight)
+            temperatures.append(ts.temperature_)
+            for w in caught:  # said again below with the label it concerns
+                if issubclass(w.category, ConvergenceWarning):
+                    warned.append(f"label {j}: {w.message}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if warned:
+            warnings.warn("per-label temperature scaling: " + "; ".join(warned),
+                          ConvergenceWarning, stacklevel=3)
+        self.temperature_ = np.array(temperatures, dtype=np.float64)
 
     def _map(self, z):
         return expit(z / np.asarray(self.temperature_))
