@@ -626,3 +626,52 @@ def check_sample_weight(sample_weight, n: int, like=None):
     if is_torch(w):
         return w.cpu().numpy()
     return w
+
+
+def check_multilabel(y_true, y_prob, *, logits: bool = False,
+                     prob_name: str = "y_prob", true_name: str = "y_true"):
+    """Validated multilabel outputs: ``(targets (N, L), scores (N, L))``.
+
+    ``y_prob`` is a 2-D float array of ``L`` independent per-label
+    probabilities in ``[0, 1]`` (or of finite logits with ``logits=True``);
+    ``y_true`` is a 0/1 (or boolean) matrix of the same shape, returned of the
+    kind of ``y_prob`` (numpy, or a tensor on its device).  1-D labels with an
+    ``(N, K)`` matrix are multiclass, not multilabel, and are refused with a
+    pointer to the class-wise view.
+    """
+    if not isinstance(logits, (bool, np.bool_)):
+        raise ValueError(f"logits must be True or False, got {logits!r}")
+    p = _as_array(y_prob, prob_name)
+    if p.ndim != 2:
+        raise ValueError(
+            f"{prob_name} must be 2-D (n_samples, n_labels) for multilabel outputs, got shape "
+            f"{tuple(p.shape)}; for one binary output use calkit.ece(y, p, view='positive') "
+            "or pass p.reshape(-1, 1)")
+    n, n_labels = (int(s) for s in p.shape)
+    if n == 0 or n_labels == 0:
+        raise ValueError(f"{prob_name} is empty (shape {tuple(p.shape)})")
+    if not _is_float(p):
+        raise ValueError(f"{prob_name} must be a floating-point array, got {p.dtype}")
+    if not is_torch(p) and p.dtype.itemsize > 8:
+        p = p.astype(np.float64)
+    if not _all(_isfinite(p)):
+        raise ValueError(f"{prob_name} contains NaN or infinite values")
+    if not logits:
+        lo, hi = float(p.min()), float(p.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{prob_name} must hold probabilities in [0, 1], got values in "
+                             f"[{lo:.4g}, {hi:.4g}]; if these are logits, pass logits=True")
+    t = _as_array(y_true, true_name)
+    if t.ndim == 1 and t.shape[0] == n:
+        raise ValueError(
+            f"{true_name} is 1-D (one label per sample): that is a multiclass task, not a "
+            f"multilabel one. Multilabel metrics need an (N, L) 0/1 matrix with one column "
+            f"per label of {prob_name}; for the class-wise calibration of multiclass "
+            "probabilities use calkit.ece(y, p, view='classwise')")
+    if tuple(t.shape) != (n, n_labels):
+        raise ValueError(f"{true_name} must have the shape of {prob_name} {(n, n_labels)} (one "
+                         f"0/1 column per label), got {tuple(t.shape)}")
+    t = _same_kind(t, p, true_name, prob_name)
+    if not str(t.dtype).endswith("bool") and not _all((t == 0) | (t == 1)):
+        raise ValueError(f"{true_name} must contain only 0/1 (or boolean) values")
+    return t, p

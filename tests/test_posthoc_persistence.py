@@ -31,6 +31,8 @@ P1 = rng.uniform(0.02, 0.98, N)
 Y1 = (rng.random(N) < P1 ** 2).astype(int)
 H = np.abs(rng.normal(0, 1, (N, 4))) + 2.0 * np.eye(K, 4)[Y]
 W = 3.0 * np.eye(K, 4)
+ZL = 2.0 * rng.normal(size=(N, 3))   # multilabel logits, (N, L) 0/1 labels
+YL = (rng.random((N, 3)) < 1 / (1 + np.exp(-ZL / 2))).astype(int)
 
 #: one fitted example of every calkit calibrator (several settings where the state differs)
 EXAMPLES = {
@@ -55,14 +57,20 @@ EXAMPLES = {
     "ScalingBinning": lambda: posthoc.ScalingBinning(n_bins=4).fit(Z, Y),
     "ScalingBinning-ovr": lambda: posthoc.ScalingBinning(
         n_bins=3, scaling="temperature", multiclass="one_vs_rest").fit(Z, Y),
+    "PerLabelTemperature": lambda: posthoc.PerLabelTemperature().fit(ZL, YL),
+    "PerLabelPlatt": lambda: posthoc.PerLabelPlatt().fit(ZL, YL),
+    "PerLabelIsotonic": lambda: posthoc.PerLabelIsotonic().fit(ZL, YL),
 }
 #: calibrators whose save writes another calibrator (AutoCalibration: the one it chose)
-DELEGATING = {"AutoCalibration"}
+DELEGATING = {"AutoCalibration", "MultilabelCalibration"}
+MULTILABEL = {"PerLabelTemperature", "PerLabelPlatt", "PerLabelIsotonic"}
 BINARY = {"PlattScaling", "BetaCalibration"}
 
 
 def _inputs(name: str):
     base = name.split("-")[0]
+    if base in MULTILABEL:
+        return ZL
     return H if base == "FeatureClipping" else P1 if base in BINARY else Z
 
 

@@ -28,6 +28,10 @@ from calkit.posthoc import (
     HistogramBinning,
     IsotonicCalibration,
     MatrixScaling,
+    MultilabelCalibration,
+    PerLabelIsotonic,
+    PerLabelPlatt,
+    PerLabelTemperature,
     PlattScaling,
     SplineCalibration,
     TemperatureScaling,
@@ -65,10 +69,52 @@ BINARY_FAILURES = dict.fromkeys(
      "check_methods_sample_order_invariance", "check_methods_subset_invariance",
      "check_fit2d_1sample", "check_dict_unchanged", "check_fit2d_predict1d",
      "check_positive_only_tag_during_fit"], _BINARY_COLUMNS)
+_LABEL_MATRIX = ("the check fits on one class label per sample (1-D y); a per-label "
+                 "(multilabel) calibrator needs a 0/1 label matrix y of shape (N, L), one "
+                 "column per logit column of X")
+_LABEL_COLUMNS = ("the multilabel / multi-output check gives X a number of feature columns "
+                  "other than y's number of labels (or non-binary outputs); a per-label "
+                  "calibrator reads exactly one logit column per label")
+MULTILABEL_FAILURES = {
+    **dict.fromkeys(
+        ["check_classifier_data_not_an_array", "check_classifiers_classes",
+         "check_classifiers_train", "check_dict_unchanged", "check_dont_overwrite_parameters",
+         "check_dtype_object", "check_estimators_dtypes", "check_estimators_fit_returns_self",
+         "check_estimators_nan_inf", "check_estimators_overwrite_params",
+         "check_estimators_pickle", "check_f_contiguous_array_estimator",
+         "check_fit2d_1sample", "check_fit2d_predict1d", "check_fit_check_is_fitted",
+         "check_fit_idempotent", "check_fit_score_takes_y",
+         "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+         "check_n_features_in", "check_n_features_in_after_fitting",
+         "check_pipeline_consistency", "check_positive_only_tag_during_fit",
+         "check_readonly_memmap_input", "check_sample_weight_equivalence_on_dense_data",
+         "check_sample_weights_list", "check_sample_weights_not_an_array",
+         "check_sample_weights_not_overwritten", "check_sample_weights_pandas_series",
+         "check_sample_weights_shape", "check_transformer_data_not_an_array",
+         "check_transformer_general"], _LABEL_MATRIX),
+    **dict.fromkeys(
+        ["check_classifier_multioutput",
+         "check_classifiers_multilabel_output_format_decision_function",
+         "check_classifiers_multilabel_output_format_predict",
+         "check_classifiers_multilabel_output_format_predict_proba",
+         "check_classifiers_multilabel_representation_invariance"], _LABEL_COLUMNS),
+    "check_fit2d_1feature": ("the check's one-column y holds the class labels 0, 1, 2; a "
+                             "label column must be 0/1"),
+    "check_classifier_not_supporting_multiclass": (
+        "the check fits 1-D multiclass labels and wants the binary-only message; a per-label "
+        "calibrator refuses them because y must be a 0/1 label matrix (multi_label tag)"),
+}
 
 
 def expected_failures(est) -> dict[str, str]:
     """The checks ``est`` cannot pass, with the reason (see the module docstring)."""
+    if isinstance(est, PerLabelTemperature | PerLabelPlatt | PerLabelIsotonic
+                  | MultilabelCalibration):
+        out = dict(MULTILABEL_FAILURES)
+        if isinstance(est, PerLabelTemperature):  # has max_iter: the n_iter_ checks run
+            out.update(dict.fromkeys(["check_non_transformer_estimators_n_iter",
+                                      "check_transformer_n_iter"], _LABEL_MATRIX))
+        return out
     if isinstance(est, PlattScaling | BetaCalibration):
         out = dict(BINARY_FAILURES)
         if isinstance(est, PlattScaling):
@@ -108,6 +154,7 @@ LIGHT = [
     BetaCalibration(),
     DirichletCalibration(max_iter=50),
     ConsistencyCalibration(noise_scales=[0.5, 2.0], n_perturbations=20, criterion="nll"),
+    PerLabelTemperature(),  # the per-label base; the other per-label classes: slow run
 ]
 
 
@@ -128,4 +175,12 @@ def test_sklearn_checks(estimator, check):
                           HistogramBinning(n_bins=10), ConsistencyCalibration(n_perturbations=50)],
                          expected_failed_checks=expected_failures, xfail_strict=True)
 def test_sklearn_checks_defaults(estimator, check):
+    _run(estimator, check)
+
+
+@pytest.mark.slow
+@parametrize_with_checks([PerLabelPlatt(), PerLabelIsotonic(),
+                          MultilabelCalibration(method="isotonic")],
+                         expected_failed_checks=expected_failures, xfail_strict=True)
+def test_sklearn_checks_multilabel(estimator, check):
     _run(estimator, check)

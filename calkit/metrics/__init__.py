@@ -115,3 +115,14 @@ __all__ = [
     "sce",
     "tace",
 ]
+
+from calkit.metrics.multilabel import (  # noqa: E402
+    MultilabelCalibrationResult,
+    multilabel_brier,
+    multilabel_calibration_error,
+    multilabel_ece,
+    multilabel_nll,
+)
+
+__all__ += ["MultilabelCalibrationResult", "multilabel_brier", "multilabel_calibration_error",
+            "multilabel_ece", "multilabel_nll"]

@@ -22,3 +22,7 @@ __all__ = [
     "RiskCoverageDisplay",
     "evaluation_figures",
 ]
+
+from calkit.plotting.multilabel import plot_multilabel_reliability  # noqa: E402
+
+__all__ += ["plot_multilabel_reliability"]

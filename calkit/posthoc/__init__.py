@@ -85,3 +85,12 @@ __all__ += ["ScalingBinning"]
 from calkit.posthoc.auto import AutoCalibration  # noqa: E402
 
 __all__ += ["AutoCalibration"]
+
+from calkit.posthoc.multilabel import (  # noqa: E402
+    MultilabelCalibration,
+    PerLabelIsotonic,
+    PerLabelPlatt,
+    PerLabelTemperature,
+)
+
+__all__ += ["MultilabelCalibration", "PerLabelIsotonic", "PerLabelPlatt", "PerLabelTemperature"]
