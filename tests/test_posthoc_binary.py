@@ -70,3 +70,39 @@ def test_beta_matches_betacal():
     np.testing.assert_allclose(ours.predict_proba(p), ref.predict(p), atol=1e-3)
     # betacal's LogisticRegression stops at tol 1e-4 and has a tiny L2 term; we solve the MLE
     assert _log_loss(ours.predict_proba(p), y) <= _log_loss(ref.predict(p), y) + 1e-12
+
+
+def test_fit_platt_vectorised_newton_equals_each_column_optimum():
+    """fit_platt solves every column at once; each equals scipy's tight single-column optimum."""
+    from scipy.optimize import minimize
+    from scipy.special import log_expit
+
+    from calkit.posthoc.binary import fit_platt, platt_targets
+
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=(700, 6)) * [1, 2, 0.1, 5, 1, 1]
+    t = (rng.random((700, 6)) < 1 / (1 + np.exp(-(s * [1, -0.5, 8, 0.2, 2, 0] + 0.3)))) * 1.0
+    w = rng.uniform(0.1, 2, 700)
+    for weights in (None, w):
+        targets = platt_targets(t, weights)
+        a, b = fit_platt(s, targets, weights)
+        ww = np.full(700, 1 / 700) if weights is None else weights / weights.sum()
+        for j in range(6):
+            def loss(theta, j=j):
+                z = theta[0] * s[:, j] + theta[1]
+                return -ww @ (targets[:, j] * log_expit(z) + (1 - targets[:, j]) * log_expit(-z))
+            ref = minimize(loss, [1.0, 0.0], method="Nelder-Mead",
+                           options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000}).x
+            np.testing.assert_allclose([a[j], b[j]], ref, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_platt_degenerate_columns_stay_finite():
+    from calkit.posthoc.binary import fit_platt
+
+    s = np.column_stack([np.full(50, 2.0), np.r_[-np.ones(25), np.ones(25)]])
+    t = np.column_stack([np.r_[np.zeros(20), np.ones(30)], np.r_[np.zeros(25), np.ones(25)]])
+    a, b = fit_platt(s, t)  # constant score; perfectly separable 0/1 targets
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    p0 = 1 / (1 + np.exp(-(a[0] * 2 + b[0])))
+    assert abs(p0 - 0.6) < 1e-6  # a constant score can only learn the base rate
+    assert a[1] > 5  # separable: a steep (finite) slope

@@ -73,6 +73,71 @@ def _fit_logistic(features: np.ndarray, targets: np.ndarray,
     return res.x
 
 
+def platt_targets(t: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Platt's smoothed targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, per column.
+
+    ``t`` (N,) or (N, L) holds 0/1 labels; the (weighted) class counts are those
+    of each column, as scikit-learn's ``_sigmoid_calibration``.
+    """
+    w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    n_pos = w @ t
+    n_neg = w.sum() - n_pos
+    return np.where(t == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+
+def fit_platt(s: np.ndarray, t: np.ndarray, sample_weight: np.ndarray | None = None,
+              max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and offsets ``(a, b)`` of ``sigmoid(a s + b)`` for every column at once.
+
+    Minimises each column's (weighted) mean log loss against targets ``t`` in
+    [0, 1] by Newton's method on the 2 x 2 problem of every column, vectorised
+    over the columns, with a backtracking (Armijo) line search, from ``(1, 0)``.
+    ``s`` and ``t`` are (N, L); returns two arrays of shape (L,).  The loss is
+    convex, so this is its minimum whenever one exists; where it does not (0/1
+    targets that a threshold separates) the iterates stop after ``max_iter``
+    with a steep finite slope, as a quasi-Newton solver's would.
+    """
+    n, n_cols = s.shape
+    w = (np.full(n, 1.0 / n) if sample_weight is None
+         else np.asarray(sample_weight, np.float64) / np.sum(sample_weight))[:, None]
+
+    def loss(a, b):
+        z = s * a + b
+        return np.sum(w * -(t * log_expit(z) + (1 - t) * log_expit(-z)), axis=0)
+
+    a, b = np.ones(n_cols), np.zeros(n_cols)
+    f = loss(a, b)
+    active = np.ones(n_cols, dtype=bool)
+    for _ in range(max_iter):
+        p = expit(s * a + b)
+        r = w * (p - t)
+        g_a, g_b = np.sum(r * s, axis=0), np.sum(r, axis=0)
+        h = w * p * (1 - p)
+        h_aa, h_ab, h_bb = np.sum(h * s * s, axis=0), np.sum(h * s, axis=0), np.sum(h, axis=0)
+        det = h_aa * h_bb - h_ab ** 2
+        singular = ~(det > 1e-14 * np.maximum(h_aa * h_bb, np.finfo(float).tiny))
+        safe = np.where(singular, 1.0, det)
+        d_a = np.where(singular, -g_a, -(h_bb * g_a - h_ab * g_b) / safe)
+        d_b = np.where(singular, -g_b, -(h_aa * g_b - h_ab * g_a) / safe)
+        slope = g_a * d_a + g_b * d_b  # < 0 unless converged
+        active &= slope < -1e-18
+        if not active.any():
+            break
+        step = np.where(active, 1.0, 0.0)
+        for _ in range(60):
+            f_new = loss(a + step * d_a, b + step * d_b)
+            bad = active & ~(f_new <= f + 1e-4 * step * slope)
+            if not bad.any():
+                break
+            step = np.where(bad, step / 2, step)
+        moved = active & (f_new <= f + 1e-4 * step * slope)
+        a = np.where(moved, a + step * d_a, a)
+        b = np.where(moved, b + step * d_b, b)
+        f = np.where(moved, f_new, f)
+        active &= moved
+    return a, b
+
+
 def _check_fit(X, y, kind, sample_weight=None):
     s, ndim = _binary_score(X, kind)
     t = np.asarray(to_numpy(check_binary_targets(y, len(s), "y")), dtype=np.float64)
@@ -145,12 +210,9 @@ class PlattScaling(_BinaryCalibrator):
         """
         s, t, _ = _check_fit(X, y, "real", sample_weight)
         if self.smooth_targets:
-            w = np.ones(len(t)) if sample_weight is None else sample_weight
-            n_pos = float(w @ t)
-            n_neg = float(w.sum()) - n_pos
-            t = np.where(t == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-        a, b = _fit_logistic(s[:, None], t, [(None, None), (None, None)], sample_weight)
-        self.coef_, self.intercept_ = float(a), float(b)
+            t = platt_targets(t, sample_weight)
+        a, b = fit_platt(s[:, None], t[:, None], sample_weight)
+        self.coef_, self.intercept_ = float(a[0]), float(b[0])
         return self
 
     def _p1(self, s):

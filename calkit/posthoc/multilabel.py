@@ -54,7 +54,7 @@ from calkit._array import is_torch, to_numpy
 from calkit._validation import check_multilabel, check_option
 from calkit.posthoc._base import BaseCalibrator, _float_if_integer
 from calkit.posthoc._persistence import ValueSpec
-from calkit.posthoc.binary import PlattScaling
+from calkit.posthoc.binary import fit_platt, platt_targets
 from calkit.posthoc.isotonic import IsotonicCalibration
 from calkit.posthoc.temperature import TemperatureScaling
 
@@ -227,9 +227,10 @@ class PerLabelTemperature(_PerLabelCalibrator):
 class PerLabelPlatt(_PerLabelCalibrator):
     """Platt scaling per label: ``sigmoid(a_l z_l + b_l)``.
 
-    Every label is fitted by :class:`~calkit.posthoc.PlattScaling` on its column
-    of logits (Platt's smoothed targets by default, as scikit-learn's
-    ``CalibratedClassifierCV(method="sigmoid")``).
+    Every label gets the fit of :class:`~calkit.posthoc.PlattScaling` on its
+    column of logits (Platt's smoothed targets by default, as scikit-learn's
+    ``CalibratedClassifierCV(method="sigmoid")``), solved for all labels at once
+    by a vectorised Newton method (``calkit.posthoc.binary.fit_platt``).
 
     Parameters
     ----------
@@ -265,14 +266,10 @@ class PerLabelPlatt(_PerLabelCalibrator):
         self.smooth_targets = smooth_targets
 
     def _fit_labels(self, z, t, sample_weight):
-        platt = PlattScaling(smooth_targets=self.smooth_targets)
-        coef, intercept = [], []
-        for j in range(z.shape[1]):
-            platt.fit(z[:, j], t[:, j], sample_weight)
-            coef.append(platt.coef_)
-            intercept.append(platt.intercept_)
-        self.coef_ = np.array(coef, dtype=np.float64)
-        self.intercept_ = np.array(intercept, dtype=np.float64)
+        z, t = np.asarray(z, np.float64), np.asarray(t, np.float64)
+        if self.smooth_targets:
+            t = platt_targets(t, sample_weight)
+        self.coef_, self.intercept_ = fit_platt(z, t, sample_weight)
 
     def _map(self, z):
         return expit(z * np.asarray(self.coef_) + np.asarray(self.intercept_))
