@@ -88,9 +88,9 @@ def test_fit_platt_vectorised_newton_equals_each_column_optimum():
         a, b = fit_platt(s, targets, weights)
         ww = np.full(700, 1 / 700) if weights is None else weights / weights.sum()
         for j in range(6):
-            def loss(theta, j=j):
-                z = theta[0] * s[:, j] + theta[1]
-                return -ww @ (targets[:, j] * log_expit(z) + (1 - targets[:, j]) * log_expit(-z))
+            def loss(theta, x=s[:, j], y=targets[:, j], ww=ww):
+                z = theta[0] * x + theta[1]
+                return -ww @ (y * log_expit(z) + (1 - y) * log_expit(-z))
             ref = minimize(loss, [1.0, 0.0], method="Nelder-Mead",
                            options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000}).x
             np.testing.assert_allclose([a[j], b[j]], ref, rtol=1e-6, atol=1e-7)
