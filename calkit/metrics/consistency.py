@@ -49,8 +49,8 @@ from calkit.binning import (
     assign_bins,
 )
 from calkit.metrics._views import score_target_pairs
-from calkit.metrics.calibration_tests import CalibrationTestResult
 from calkit.metrics.binned import error_from_table
+from calkit.metrics.calibration_tests import CalibrationTestResult
 from calkit.metrics.intervals import _check_confidence
 
 __all__ = [
