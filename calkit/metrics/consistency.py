@@ -271,7 +271,7 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
     Parameters
     ----------
     y_true : array of shape (N,)
-        Integer labels.
+        Integer labels (0/1 correctness with ``view="confidence"``).
     y_prob : array of shape (N, K) or (N,)
         Predicted probabilities.
     metric : {"ece", "smooth_ece"} or callable, default="ece"
@@ -280,8 +280,10 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
         for all resamples).  ``"smooth_ece"``: :func:`calkit.metrics.smooth_ece`
         (its bandwidth found again on each resample).  A callable
         ``f(scores, targets) -> float`` on the view's 1-D scores and 0/1 targets.
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are tested, as in :func:`calkit.calibration_error`.
+    view : {"top_label", "positive", "confidence"}, default="top_label"
+        Which (score, target) pairs are tested, as in :func:`calkit.calibration_error`
+        (``"confidence"``: a 1-D ``y_prob`` of confidences with 0/1 correctness
+        as ``y_true``).
     n_bins, strategy, norm, closed
         Settings of ``metric="ece"``.
     n_resamples : int, default=1000
@@ -312,7 +314,7 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
     >>> r.null_distribution.shape, r.settings["test"], r.settings["metric"]
     ((200,), 'consistency', 'ece')
     """
-    check_option(view, "view", ("top_label", "positive"))
+    check_option(view, "view", ("top_label", "positive", "confidence"))
     n_resamples = _check_n_resamples(n_resamples)
     if not callable(metric):
         check_option(metric, "metric", METRICS)
