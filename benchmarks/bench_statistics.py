@@ -51,6 +51,7 @@ from calkit.metrics import (  # noqa: E402
 )
 
 DEFAULT_R = {"consistency_test": 1000, "t_cal_test": 3000}
+COLUMNS = ["problem", "N", "statistic", "seconds", "x ece", "growth", "measured"]
 
 
 def binary_data(n: int, seed: int = 0):
@@ -97,6 +98,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--resample-max-n", type=int, default=100_000)
     ap.add_argument("--few-resamples", type=int, default=100)
+    ap.add_argument("--progress", action="store_true", help="print each size's rows at once")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"machine: {machine()}")
@@ -134,7 +136,10 @@ def main(argv=None) -> None:
                 rows.append(dict(problem=problem, N=f"{n:,}", statistic=name, seconds=t,
                                  **{"x ece": t / base}, growth=growth, measured=measured))
             print(f"  done {problem} N={n:,}", file=sys.stderr, flush=True)
-    print_table(rows, ["problem", "N", "statistic", "seconds", "x ece", "growth", "measured"])
+            if args.progress:  # each block's rows as soon as they are measured
+                print_table(rows[-len(times):], COLUMNS)
+                sys.stdout.flush()
+    print_table(rows, COLUMNS)
 
 
 if __name__ == "__main__":
