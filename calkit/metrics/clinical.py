@@ -275,8 +275,8 @@ def smoothed_calibration_errors(y_true, y_prob, *, span: float = 0.75, view: str
     rather than O(N^2 span).  R's default ``surface="interpolate"`` uses a k-d tree with
     cubic blending, so its numbers differ slightly from both.
 
-    The cost is about ``400 span N`` weighted sums (some 40 s at a million
-    samples on a 2-core machine, a few hundred times the ECE);
+    The cost is about ``400 span N`` weighted sums (about 30 s at a million
+    samples on a 2-core machine, some 200 times the ECE);
     ``max_fit_samples`` bounds it: the curve is then fitted on every ``k``-th
     sample in the order of the scores, ``k = ceil(N / max_fit_samples)`` (a
     systematic sample that keeps the distribution of the scores; no seed), and
