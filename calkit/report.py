@@ -243,6 +243,10 @@ def summarize(y_true, y_prob, *, n_bins: int = 15, view: str | None = None,
     >>> round(s.metrics["accuracy"], 4), round(s.metrics["ece_uniform"], 4)
     (0.9545, 0.04)
     """
+    if isinstance(test_resamples, bool) or not isinstance(test_resamples, int | np.integer) \
+            or test_resamples < 0:
+        raise ValueError(f"test_resamples must be a non-negative integer (0: no test), got "
+                         f"{test_resamples!r}")
     if confidence_form:
         view = "confidence"
     specs = metric_specs(n_bins, view, confidence_form)

@@ -141,6 +141,13 @@ def test_written_reports_carry_the_findings(example, tmp_path):
     assert "\na: over-confident" in several and "\nb: consistency test" in several
 
 
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "200"])
+def test_test_resamples_is_validated(example, bad):
+    labels, p = example
+    with pytest.raises(ValueError, match="test_resamples"):
+        summarize(labels, p, test_resamples=bad)
+
+
 def test_hand_built_summary_without_signed_keys_has_no_findings():
     s = Summary({"accuracy": 0.9}, settings={"n_bins": 15})
     assert s.findings() == [] and "\n\n" not in format_table(s)
