@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,10 @@ from calkit.metrics import (
     accuracy,
     brier_score,
     calibration_error,
+    consistency_test,
     debiased_ece,
     nll,
+    signed_ece,
     sweep_ece,
 )
 
@@ -43,6 +46,9 @@ METRIC_LABELS = {
     "mce_uniform": "MCE (max), {n} equal-width bins",
     "brier": "Brier score",
     "nll": "NLL (log loss)",
+    "signed_ece": "signed ECE (L1, sign kept)",
+    "ece_over": "ECE (L1), over-confident bins",
+    "ece_under": "ECE (L1), under-confident bins",
 }
 
 
@@ -60,6 +66,10 @@ class Summary:
         ``"uniform"`` / ``"quantile"`` -> the BinTable behind the ECE values.
     settings : dict
         ``n_bins``, ``view``, ``n_samples``, ``confidence_level``...
+    tests : dict
+        Test name -> ``{"statistic", "pvalue", ...}``: ``"consistency"``, the
+        consistency-resampling test of ``ece_uniform``
+        (:func:`calkit.metrics.consistency_test`; see :func:`summarize`).
 
     Examples
     --------
@@ -75,13 +85,18 @@ class Summary:
     >>> s.label("ece_uniform"), round(s.metrics["accuracy"], 4)
     ('ECE (L1), 10 equal-width bins', 0.9545)
     >>> sorted(s.to_dict())
-    ['bins', 'intervals', 'metrics', 'settings']
+    ['bins', 'intervals', 'metrics', 'settings', 'tests']
+    >>> s.findings()[0].split(";")[0]
+    'over-confident: mean confidence above accuracy by 0.0392'
+    >>> s.tests["consistency"]["pvalue"] == 1 / 201    # no calibrated resample as bad
+    True
     """
 
     metrics: dict
     intervals: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    tests: dict = field(default_factory=dict)
 
     def label(self, key: str) -> str:
         return METRIC_LABELS.get(key, key).format(n=self.settings.get("n_bins", "?"))
@@ -93,7 +108,21 @@ class Summary:
             "metrics": self.metrics,
             "intervals": {k: list(v) for k, v in self.intervals.items()},
             "bins": {k: t.to_dict() for k, t in self.tables.items()},
+            "tests": self.tests,
         })
+
+    def findings(self) -> list[str]:
+        """The report's sentences: the direction of miscalibration, and the test.
+
+        Empty when the summary holds neither ``signed_ece`` nor a test.
+        """
+        lines = []
+        if "signed_ece" in self.metrics:
+            lines.append(_direction(self))
+        test = self.tests.get("consistency")
+        if test is not None:
+            lines.append(_consistency_sentence(test, self.label("ece_uniform")))
+        return lines
 
 
 def metric_specs(n_bins: int = 15, view: str | None = None,
@@ -105,7 +134,9 @@ def metric_specs(n_bins: int = 15, view: str | None = None,
     numbers.  ``smooth_ece`` is included when :mod:`calkit.metrics.smooth` exists.
     ``confidence_form=True`` means ``view="confidence"``.  ``brier`` is
     :func:`calkit.brier_score`'s one rule (binary tasks: the positive-class form
-    in both layouts).
+    in both layouts).  ``signed_ece``, ``ece_over`` and ``ece_under`` are
+    :func:`calkit.metrics.signed_ece`'s value and parts on the equal-width bins
+    of ``ece_uniform`` (``ece_over + ece_under == ece_uniform``).
 
     Examples
     --------
@@ -115,7 +146,7 @@ def metric_specs(n_bins: int = 15, view: str | None = None,
     >>> specs = metric_specs(n_bins=10)
     >>> list(specs)
     ['accuracy', 'ece_uniform', 'ece_quantile', 'debiased_ece', 'sweep_ece', 'smooth_ece',
-     'mce_uniform', 'brier', 'nll']
+     'mce_uniform', 'brier', 'nll', 'signed_ece', 'ece_over', 'ece_under']
     >>> func, kwargs = specs["ece_quantile"]
     >>> func.__name__, kwargs
     ('calibration_error', {'n_bins': 10, 'view': None, 'strategy': 'quantile'})
@@ -142,8 +173,20 @@ def metric_specs(n_bins: int = 15, view: str | None = None,
         "mce_uniform": (calibration_error, dict(binned, strategy="uniform", norm="max")),
         "brier": (brier_score, {}),
         "nll": (nll, {}),
+        "signed_ece": (signed_ece, dict(binned, strategy="uniform")),
+        "ece_over": (_signed_part("over"), dict(binned, strategy="uniform")),
+        "ece_under": (_signed_part("under"), dict(binned, strategy="uniform")),
     })
     return specs
+
+
+def _signed_part(part: str) -> Callable:
+    """``signed_ece(...).over`` or ``.under`` as a metric function (for the bootstrap too)."""
+    def metric(y_true, y_prob, **kwargs) -> float:
+        return getattr(signed_ece(y_true, y_prob, **kwargs), part)
+
+    metric.__name__ = metric.__qualname__ = f"signed_ece_{part}"
+    return metric
 
 
 def _optional_smooth_ece():
@@ -157,7 +200,8 @@ def _optional_smooth_ece():
 
 def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None,
               confidence_form: bool = False, sum_tol: float | None = None,
-              progress: Callable | None = None) -> Summary:
+              progress: Callable | None = None, test_resamples: int = 200,
+              random_state=0) -> Summary:
     """The standard calibration numbers of one model.
 
     Parameters
@@ -180,6 +224,14 @@ def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None
         ``"confidence"`` (accuracy is the share of correct answers).
     progress : callable, optional
         Wraps the iterable of metric keys (e.g. ``tqdm``).
+    test_resamples : int, default=200
+        Calibrated resamples of the consistency test of ``ece_uniform``
+        (:func:`calkit.metrics.consistency_test`, stored in ``Summary.tests``);
+        0 skips the test.  It costs about ``test_resamples`` Bernoulli draws per
+        sample (about 5 s at a million samples), and its p-value cannot go below
+        ``1 / (test_resamples + 1)``.
+    random_state : None, int or numpy.random.Generator, default=0
+        Seed of the test's resamples.
 
     Returns
     -------
@@ -195,6 +247,10 @@ def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None
     >>> round(s.metrics["accuracy"], 4), round(s.metrics["ece_uniform"], 4)
     (0.9545, 0.04)
     """
+    if isinstance(test_resamples, bool) or not isinstance(test_resamples, int | np.integer) \
+            or test_resamples < 0:
+        raise ValueError(f"test_resamples must be a non-negative integer (0: no test), got "
+                         f"{test_resamples!r}")
     if confidence_form:
         view = "confidence"
     rule = None
@@ -219,7 +275,73 @@ def summarize(y_true, y_prob, *, n_bins: int | str = 15, view: str | None = None
         settings["n_bins_rule"] = rule
     if classes is not None:
         settings["classes"] = classes
-    return Summary(metrics, {}, tables, settings)
+    tests = {}
+    if test_resamples:
+        tests["consistency"] = _consistency(y_true, y_prob, view, n_bins, sum_tol,
+                                            test_resamples, random_state)
+    return Summary(metrics, {}, tables, settings, tests)
+
+
+def _consistency(y_true, y_prob, view, n_bins, sum_tol, n_resamples, random_state) -> dict:
+    """The report's test: consistency resampling of ``ece_uniform`` (see :func:`summarize`)."""
+    r = consistency_test(y_true, y_prob, metric="ece", view=view, n_bins=n_bins,
+                         strategy="uniform", n_resamples=n_resamples,
+                         random_state=random_state, sum_tol=sum_tol)
+    return {"statistic": r.statistic, "pvalue": r.pvalue, "metric": "ece_uniform",
+            "n_resamples": n_resamples, "random_state": random_state,
+            "null_quantiles": dict(zip(("q50", "q95"), np.quantile(
+                r.null_distribution, [0.5, 0.95]).tolist(), strict=True))}
+
+
+def _direction(s: Summary) -> str:
+    """Over- or under-confident, by how much, and the bin that contributes most."""
+    value = s.metrics["signed_ece"]
+    positive = s.settings.get("view") == "positive"
+    score, outcome = (("mean P(y = 1)", "the observed rate") if positive
+                      else ("mean confidence", "accuracy"))
+    if abs(value) < 5e-5:
+        text = f"no net direction: {score} equals {outcome} (to 4 decimals)"
+    elif value > 0:
+        word = "over-predicts the positive class" if positive else "over-confident"
+        text = f"{word}: {score} above {outcome} by {value:.4f}"
+    else:
+        word = "under-predicts the positive class" if positive else "under-confident"
+        text = f"{word}: {score} below {outcome} by {-value:.4f}"
+    if "ece_over" in s.metrics and "ece_under" in s.metrics:
+        over, under = s.metrics["ece_over"], s.metrics["ece_under"]
+        text += (f"; ECE {over + under:.4f} = {over:.4f} over-confident + {under:.4f} "
+                 "under-confident bins")
+        table = s.tables.get("uniform")
+        if table is not None and table.n_samples:
+            text += _largest_bin(table, positive)
+    return text
+
+
+def _largest_bin(table, positive: bool) -> str:
+    table = table.to_numpy()
+    count = np.asarray(table.count, dtype=np.float64)
+    share = np.abs(table.sum_score - table.sum_target)
+    b = int(np.argmax(share))
+    if count[b] == 0:
+        return ""
+    edges = np.asarray(table.edges)
+    low, high = (f"{e:.3g}" for e in (edges[b], edges[b + 1]))
+    interval = f"({low}, {high}]" if table.closed == "right" else f"[{low}, {high})"
+    score = "mean P(y = 1)" if positive else "confidence"
+    outcome = "rate" if positive else "accuracy"
+    return (f"; largest gap in bin {interval}: {score} "
+            f"{table.sum_score[b] / count[b]:.3g}, {outcome} {table.sum_target[b] / count[b]:.3g}")
+
+
+def _consistency_sentence(test: dict, label: str) -> str:
+    q95 = test["null_quantiles"]["q95"]
+    resamples = test["n_resamples"]
+    if test["pvalue"] <= 1.0 / (resamples + 1):
+        how = f"at its floor 1/{resamples + 1}: no calibrated resample reached"
+    else:
+        how = f"share of {resamples} calibrated resamples at least as large as"
+    return (f"consistency test of the {label}: p = {test['pvalue']:.3g} ({how} "
+            f"{test['statistic']:.4f}; their 95th percentile is {q95:.4f})")
 
 
 def bootstrap_intervals(summary: Summary, y_true, y_prob, *, confidence: float = 0.95,
@@ -301,7 +423,16 @@ def format_table(summaries: Summary | Mapping[str, Summary]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in [header, ["-" * w for w in widths], *rows]]
-    return "\n".join(lines)
+    findings = [textwrap.fill(line, 96, subsequent_indent="  ")
+                for line in _finding_lines(summaries)]
+    return "\n".join(lines + ([""] + findings if findings else []))
+
+
+def _finding_lines(summaries: Mapping[str, Summary]) -> list[str]:
+    """Every summary's findings, prefixed by its name when several are compared."""
+    several = len(summaries) > 1
+    return [f"{name}: {line}" if several else line
+            for name, s in summaries.items() for line in s.findings()]
 
 
 def _as_mapping(summaries) -> dict:
@@ -341,6 +472,9 @@ def to_markdown(summaries: Summary | Mapping[str, Summary], *, title: str = "Cal
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    findings = _finding_lines(summaries)
+    if findings:
+        lines += ["", *[f"- {line}" for line in findings]]
     for image in images:
         name = Path(image).name
         lines += ["", f"![{Path(name).stem}]({name})"]
@@ -379,6 +513,9 @@ def to_html(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibra
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    findings = _finding_lines(summaries)
+    notes = ("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in findings) + "</ul>"
+             if findings else "")
     figures = []
     for image in images:
         data = base64.b64encode(Path(image).read_bytes()).decode("ascii")
@@ -391,7 +528,7 @@ def to_html(summaries: Summary | Mapping[str, Summary], *, title: str = "Calibra
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<style>{style}</style></head><body><h1>{esc(title)}</h1>{src}"
             f"<p>{esc(_settings_line(summaries))}</p><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>{''.join(figures)}</body></html>\n")
+            f"<tbody>{body}</tbody></table>{notes}{''.join(figures)}</body></html>\n")
 
 
 def write_report(out_dir: str | Path, summaries: Summary | Mapping[str, Summary], *,

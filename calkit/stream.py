@@ -56,6 +56,7 @@ from calkit._validation import (
 from calkit.binning import CLOSED, BinTable, _bin_table, _bin_table_explicit, _check_edges
 from calkit.metrics._views import resolve_view, score_target_pairs
 from calkit.metrics.binned import debiased_error_from_table, error_from_table
+from calkit.metrics.decompositions import murphy_from_table, signed_parts_from_table
 from calkit.metrics.ood import _auc, _roc_points
 from calkit.metrics.scores import _brier_per_sample, _true_class_prob
 from calkit.metrics.smooth import smooth_ece_from_scores
@@ -118,8 +119,16 @@ class CalibrationAccumulator:
     -----
     :meth:`compute` returns a dict with ``n_samples``, ``ece``, ``rmsce``,
     ``mce`` (top-label, fixed bins), ``debiased_ece_uniform`` (Kumar et al.'s L2
-    estimator on the same fixed bins), ``accuracy``, ``brier``, ``nll``, plus
-    ``classwise_ece`` and the exact-mode keys when enabled.  Values are floats
+    estimator on the same fixed bins), ``signed_ece``, ``ece_over`` and
+    ``ece_under`` (:func:`calkit.metrics.signed_ece` on the same bins: mean
+    score minus accuracy, and the ECE of the over- and under-confident bins),
+    ``reliability``, ``resolution`` and ``uncertainty`` (Murphy's terms of
+    :func:`calkit.metrics.brier_decomposition` for the view's pairs on the same
+    bins; not of the ``brier`` key, which is the multiclass Brier score; the
+    within-bin terms need two more sums and are not kept),
+    ``accuracy``, ``brier``, ``nll``, plus ``classwise_ece`` and the exact-mode
+    keys when enabled.  The Hosmer-Lemeshow test groups by equal mass, so it
+    is exact only from the pairs of ``exact=True``.  Values are floats
     for numpy input and 0-d float64 tensors on the input's device for torch.
 
     Examples
@@ -342,6 +351,8 @@ class CalibrationAccumulator:
         for name, norm in (("ece", "l1"), ("rmsce", "l2"), ("mce", "max")):
             out[name] = error_from_table(table, norm)
         out["debiased_ece_uniform"] = debiased_error_from_table(table)
+        out["signed_ece"], out["ece_over"], out["ece_under"] = signed_parts_from_table(table)
+        out.update(murphy_from_table(table))
         out["accuracy"] = table.sum_target.sum() / n
         out["brier"] = self._state["brier"] / n
         out["nll"] = self._state["nll"] / n

@@ -122,7 +122,7 @@ def test_statistic_is_the_metric(example_probs):
             expected = float(calibration_error(labels, probs, n_bins=12, strategy=strategy,
                                                norm=norm))
             assert r.statistic == pytest.approx(expected, rel=1e-12, abs=1e-15)
-            assert r.null.shape == (20,)
+            assert r.null_distribution.shape == (20,)
     s = consistency_test(labels, probs, metric="smooth_ece", n_resamples=5, random_state=0)
     assert s.statistic == pytest.approx(float(smooth_ece(labels, probs)), rel=1e-12)
 
@@ -132,11 +132,11 @@ def test_p_value_counts_the_null():
     p = rng.uniform(size=200)
     y = (rng.uniform(size=200) < p).astype(int)
     r = consistency_test(y, p, view="positive", n_resamples=99, random_state=3)
-    assert r.p_value == (1 + np.sum(r.null >= r.statistic)) / 100
+    assert r.pvalue == (1 + np.sum(r.null_distribution >= r.statistic)) / 100
     # the null is the metric on the resampled targets, recomputed from scratch
     draws = np.random.default_rng(3).random((99, 200)) < p
     brute = [float(calibration_error(d.astype(int), p, view="positive")) for d in draws[:5]]
-    assert np.allclose(r.null[:5], brute, rtol=1e-12)
+    assert np.allclose(r.null_distribution[:5], brute, rtol=1e-12)
 
 
 def test_callable_metric_and_seed():
@@ -149,9 +149,10 @@ def test_callable_metric_and_seed():
                          random_state=4)
     b = consistency_test(y.astype(int), p, metric=mean_gap, view="positive", n_resamples=50,
                          random_state=4)
-    assert np.array_equal(a.null, b.null) and a.settings["metric"] == "mean_gap"
+    assert np.array_equal(a.null_distribution, b.null_distribution)
+    assert a.settings["metric"] == "mean_gap"
     draws = np.random.default_rng(4).random((50, 300)) < p
-    assert np.allclose(a.null, [mean_gap(p, d) for d in draws])
+    assert np.allclose(a.null_distribution, [mean_gap(p, d) for d in draws])
 
 
 def test_test_validates():
@@ -171,7 +172,7 @@ def test_type_one_error_and_power():
         p, y = _calibrated(seed, 300, low=0.3)
         r = consistency_test(y.astype(int), p, view="positive", n_bins=10, n_resamples=199,
                              random_state=seed + 50_000)
-        rejected += r.p_value <= 0.05
+        rejected += r.pvalue <= 0.05
     assert 0.03 <= rejected / 600 <= 0.07, rejected / 600
     power = 0
     for seed in range(40):
@@ -179,7 +180,7 @@ def test_type_one_error_and_power():
         p = rng.uniform(0.5, 1, 500)
         y = (rng.uniform(size=500) < p - 0.08).astype(int)
         power += consistency_test(y, p, view="positive", n_bins=10, n_resamples=199,
-                                  random_state=seed + 1).p_value <= 0.05
+                                  random_state=seed + 1).pvalue <= 0.05
     assert power / 40 >= 0.9
 
 
@@ -192,7 +193,7 @@ def test_type_one_error_tight_over_many_seeds():
             p, y = _calibrated(seed, 200, low=0.2)
             rejected += consistency_test(y.astype(int), p, view="positive", n_bins=8,
                                          strategy=strategy, n_resamples=99,
-                                         random_state=seed + 7).p_value <= 0.05
+                                         random_state=seed + 7).pvalue <= 0.05
         assert abs(rejected / 5000 - 0.05) <= 0.015, (strategy, rejected / 5000)
 
 

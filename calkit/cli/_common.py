@@ -265,7 +265,8 @@ def summarize(args, pred, view: str, y_prob=None):
 
     y_prob = pred.y_prob if y_prob is None else y_prob
     summary = summarize(pred.y_true, y_prob, n_bins=args.n_bins, view=view,
-                        confidence_form=pred.kind == "confidence")
+                        confidence_form=pred.kind == "confidence",
+                        random_state=getattr(args, "seed", 0))
     if summary.settings.get("n_bins_rule"):
         say(f"--n-bins {summary.settings['n_bins_rule']}: {summary.settings['n_bins']} bins "
             f"({summary.settings['n_samples']:,} samples)")

@@ -26,7 +26,11 @@ from calkit.metrics.clinical import (
     logistic_calibration,
     smoothed_calibration_errors,
 )
-from calkit.metrics.consistency import ConsistencyTestResult, consistency_band, consistency_test
+from calkit.metrics.consistency import (  # noqa: F401 (ConsistencyTestResult: an alias)
+    ConsistencyTestResult,
+    consistency_band,
+    consistency_test,
+)
 from calkit.metrics.conventions import convention_error
 from calkit.metrics.cumulative import KSCalibrationResult, ks_calibration_error
 from calkit.metrics.decompositions import (
@@ -104,7 +108,6 @@ __all__ = [
     "risk_coverage",
     "smooth_ece",
     "sweep_ece",
-    "ConsistencyTestResult",
     "consistency_band",
     "consistency_test",
     "KDECalibrationResult",

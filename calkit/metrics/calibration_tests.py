@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy import stats
 
 from calkit import _array as xp
+from calkit._export import Exportable
 from calkit._validation import check_classification, check_option
 from calkit.binning import BinTable, _bin_table, _bin_table_explicit
 from calkit.metrics._views import resolve_view, score_target_pairs
@@ -40,8 +41,13 @@ _PAUL_MAX_N = 25_000
 
 
 @dataclass(frozen=True)
-class CalibrationTestResult:
-    """The outcome of a test of calibration.
+class CalibrationTestResult(Exportable):
+    """The outcome of a test of calibration: statistic, p-value, settings.
+
+    The one result type of every test in :mod:`calkit.metrics` that returns a
+    p-value: :func:`hosmer_lemeshow`, :func:`spiegelhalter_z`,
+    :func:`~calkit.metrics.consistency_test`, :func:`~calkit.metrics.skce_test`
+    and :func:`~calkit.metrics.t_cal_test`.  ``settings["test"]`` names the test.
 
     Attributes
     ----------
@@ -51,10 +57,17 @@ class CalibrationTestResult:
         Probability, under the null hypothesis of calibration, of a statistic at
         least as extreme.
     settings : dict
-        The test's name and every setting that produced the numbers (view,
-        groups, degrees of freedom, ...).
+        The test's name (``"test"``) and every setting that produced the numbers
+        (view, groups, degrees of freedom, resamples, seed, ...).
     table : BinTable or None
         The groups behind a grouped statistic (Hosmer-Lemeshow), else None.
+    null_distribution : ndarray of shape (n_resamples,) or None
+        The statistic on each resample of a resampling test (the consistency
+        test, the bootstrap SKCE test), else None.
+    p_value, null
+        Aliases of ``pvalue`` and ``null_distribution``, the names
+        :func:`~calkit.metrics.consistency_test` results used before the test
+        results were one type; code written against them keeps working.
 
     Examples
     --------
@@ -63,32 +76,51 @@ class CalibrationTestResult:
     >>> r = spiegelhalter_z([0, 1, 1, 0], np.array([0.2, 0.6, 0.7, 0.4]), view="positive")
     >>> r.settings["test"], round(r.statistic, 4), round(r.pvalue, 4)
     ('spiegelhalter_z', -1.2039, 0.2286)
-    >>> r.reject(0.05)
-    False
+    >>> r.reject(0.05), r.null_distribution is None
+    (False, True)
     """
 
     statistic: float
     pvalue: float
     settings: dict = field(default_factory=dict)
     table: BinTable | None = None
+    null_distribution: np.ndarray | None = None
+
+    @property
+    def p_value(self) -> float:
+        """Alias of ``pvalue``."""
+        return self.pvalue
+
+    @property
+    def null(self) -> np.ndarray | None:
+        """Alias of ``null_distribution``."""
+        return self.null_distribution
 
     def reject(self, alpha: float = 0.05) -> bool:
         """Whether calibration is rejected at level ``alpha``."""
-        if not 0 < alpha < 1:
+        if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
         return bool(self.pvalue < alpha)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: statistic, p-value, settings (and the groups' table)."""
+        """JSON-ready dict: statistic, p-value, settings (the groups' table, the null)."""
         out = {"statistic": self.statistic, "pvalue": self.pvalue,
                "settings": dict(self.settings)}
         if self.table is not None:
             out["table"] = self.table.to_dict()
+        if self.null_distribution is not None:
+            out["null_distribution"] = np.asarray(self.null_distribution).tolist()
         return out
 
+    def _frame_columns(self) -> dict:
+        return {"test": [self.settings.get("test")], "statistic": [self.statistic],
+                "pvalue": [self.pvalue]}
+
     def __repr__(self) -> str:
+        extra = ("" if self.null_distribution is None else
+                 f", {len(self.null_distribution)} resamples")
         return (f"CalibrationTestResult({self.settings.get('test')}: "
-                f"statistic={self.statistic:.6g}, pvalue={self.pvalue:.4g})")
+                f"statistic={self.statistic:.6g}, pvalue={self.pvalue:.4g}{extra})")
 
 
 def _pairs(y_true, y_prob, view: str | None, sum_tol) -> tuple[np.ndarray, np.ndarray, str]:

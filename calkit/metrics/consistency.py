@@ -50,11 +50,11 @@ from calkit.binning import (
 )
 from calkit.metrics._views import score_target_pairs
 from calkit.metrics.binned import error_from_table
+from calkit.metrics.calibration_tests import CalibrationTestResult
 from calkit.metrics.intervals import _check_confidence
 
 __all__ = [
     "ConsistencyBand",
-    "ConsistencyTestResult",
     "consistency_band",
     "consistency_resample",
     "consistency_test",
@@ -252,53 +252,15 @@ def consistency_band(scores, edges=None, *, n_bins: int = 15, strategy: str = "u
                            confidence, settings)
 
 
-@dataclass(frozen=True)
-class ConsistencyTestResult:
-    """A calibration statistic against its distribution under perfect calibration.
-
-    Attributes
-    ----------
-    statistic : float
-        The statistic on the data.
-    p_value : float
-        ``(1 + #{null >= statistic}) / (n_resamples + 1)``: small values reject
-        calibration.
-    null : ndarray of shape (n_resamples,)
-        The statistic on each calibrated resample.
-    settings : dict
-        ``metric``, ``view``, ``n_resamples``, ``random_state`` and the
-        statistic's settings (``n_bins``, ``strategy``, ``norm``, ``closed``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from calkit.metrics.consistency import consistency_test
-    >>> rng = np.random.default_rng(0)
-    >>> p = rng.uniform(0.5, 1, 1000)
-    >>> y = (rng.uniform(size=1000) < p).astype(int)
-    >>> r = consistency_test(y, p, view="positive", n_resamples=200, random_state=1)
-    >>> r.null.shape, r.settings["metric"], bool(r.p_value > 0.05)
-    ((200,), 'ece', True)
-    """
-
-    statistic: float
-    p_value: float
-    null: np.ndarray
-    settings: dict = field(default_factory=dict)
-
-    def __float__(self) -> float:
-        return float(self.p_value)
-
-    def __repr__(self) -> str:
-        return (f"ConsistencyTestResult({self.settings.get('metric', 'statistic')} = "
-                f"{self.statistic:.6f}, p = {self.p_value:.4f}, "
-                f"{len(self.null)} calibrated resamples)")
+#: The consistency test's results are :class:`~calkit.metrics.CalibrationTestResult`, the one
+#: result type of calkit's tests; this name is kept so that code importing it keeps working.
+ConsistencyTestResult = CalibrationTestResult
 
 
 def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: str = "top_label",
                      n_bins: int = 15, strategy: str = "uniform", norm: str = "l1",
                      closed: str = "right", n_resamples: int = 1000, random_state=None,
-                     sum_tol: float | None = None) -> ConsistencyTestResult:
+                     sum_tol: float | None = None) -> CalibrationTestResult:
     """Consistency-resampling test of calibration for a binned or smooth ECE.
 
     The statistic is computed on the data and on ``n_resamples`` resamples in
@@ -309,7 +271,7 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
     Parameters
     ----------
     y_true : array of shape (N,)
-        Integer labels.
+        Integer labels (0/1 correctness with ``view="confidence"``).
     y_prob : array of shape (N, K) or (N,)
         Predicted probabilities.
     metric : {"ece", "smooth_ece"} or callable, default="ece"
@@ -318,18 +280,29 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
         for all resamples).  ``"smooth_ece"``: :func:`calkit.metrics.smooth_ece`
         (its bandwidth found again on each resample).  A callable
         ``f(scores, targets) -> float`` on the view's 1-D scores and 0/1 targets.
-    view : {"top_label", "positive"}, default="top_label"
-        Which (score, target) pairs are tested, as in :func:`calkit.calibration_error`.
+    view : {"top_label", "positive", "confidence"}, default="top_label"
+        Which (score, target) pairs are tested, as in :func:`calkit.calibration_error`
+        (``"confidence"``: a 1-D ``y_prob`` of confidences with 0/1 correctness
+        as ``y_true``).
     n_bins, strategy, norm, closed
         Settings of ``metric="ece"``.
     n_resamples : int, default=1000
+        Calibrated resamples.  The cost is ``n_resamples`` Bernoulli draws per
+        sample and one bin sum per resample: about a minute at a million samples
+        with the default on a 2-core machine (``metric="ece"``), so
+        ``n_resamples=200`` (p-values down to 1/201) is a common bound there.
     random_state : None, int or numpy.random.Generator
     sum_tol : float, optional
         Row-sum tolerance of ``y_prob``, as in :func:`calkit.calibration_error`.
 
     Returns
     -------
-    ConsistencyTestResult
+    CalibrationTestResult
+        ``statistic`` is the metric on the data, ``pvalue``
+        ``(1 + #{null >= statistic}) / (n_resamples + 1)`` (small values reject
+        calibration), ``null_distribution`` the metric on each calibrated
+        resample; settings hold ``test="consistency"``, ``metric``, ``view``,
+        ``n_resamples``, ``random_state`` and the metric's settings.
 
     Examples
     --------
@@ -340,10 +313,12 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
     >>> p = rng.uniform(0.5, 1, 1000)
     >>> y = (rng.uniform(size=1000) < p - 0.1).astype(int)      # over-confident by 0.1
     >>> r = consistency_test(y, p, view="positive", n_resamples=200, random_state=1)
-    >>> bool(r.statistic == ece(y, p, view="positive")), r.p_value  # nothing as bad in 200
+    >>> bool(r.statistic == ece(y, p, view="positive")), r.pvalue  # nothing as bad in 200
     (True, 0.004975124378109453)
+    >>> r.null_distribution.shape, r.settings["test"], r.settings["metric"]
+    ((200,), 'consistency', 'ece')
     """
-    check_option(view, "view", ("top_label", "positive"))
+    check_option(view, "view", ("top_label", "positive", "confidence"))
     n_resamples = _check_n_resamples(n_resamples)
     if not callable(metric):
         check_option(metric, "metric", METRICS)
@@ -351,7 +326,8 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
     ((scores, targets),) = score_target_pairs(data, view)
     s = np.asarray(xp.to_numpy(scores), dtype=np.float64)
     t = np.asarray(xp.to_numpy(targets), dtype=bool)
-    settings = dict(view=view, n_resamples=n_resamples, random_state=random_state)
+    settings = dict(test="consistency", view=view, n_resamples=n_resamples,
+                    random_state=random_state, null="consistency resampling")
     if metric == "ece":
         check_option(norm, "norm", _NORMS)
         e, index, strategy_used = _fixed_bins(s, None, n_bins, strategy, closed)
@@ -376,8 +352,8 @@ def consistency_test(y_true, y_prob, *, metric: str | Callable = "ece", view: st
         settings.update(metric=name)
     if not np.isfinite(observed) or not np.all(np.isfinite(null)):
         raise ValueError(f"metric {settings['metric']!r} returned a non-finite value")
-    p_value = (1.0 + float(np.sum(null >= observed))) / (n_resamples + 1.0)
-    return ConsistencyTestResult(observed, p_value, null, settings)
+    pvalue = (1.0 + float(np.sum(null >= observed))) / (n_resamples + 1.0)
+    return CalibrationTestResult(observed, pvalue, settings, null_distribution=null)
 
 
 def _smooth_statistic():

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 from scipy.special import xlogy
 
+from calkit import _array as xp
 from calkit._validation import check_option
 from calkit.binning import CLOSED, STRATEGIES, BinTable, _bin_table, resolve_n_bins
 from calkit.metrics.calibration_tests import _pairs
@@ -84,6 +85,59 @@ class SignedCalibrationResult:
                 "table": self.table.to_dict()}
 
 
+def signed_parts_from_table(table: BinTable) -> tuple:
+    """``(signed, over, under)`` of one bin table, the numbers of :func:`signed_ece`.
+
+    ``signed = sum_b (S_b - T_b) / N``, ``over`` and ``under`` the same sum over
+    the bins where the score sum ``S_b`` exceeds the target sum ``T_b`` (or falls
+    below it), with ``|S_b - T_b|``.  Works on numpy and torch tables (the
+    streaming accumulator's), returning 0-d arrays of the table's kind.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import bin_table
+    >>> from calkit.metrics.decompositions import signed_parts_from_table
+    >>> t = bin_table(np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 0, 1, 1]), n_bins=2)
+    >>> [round(float(v), 6) for v in signed_parts_from_table(t)]
+    [-0.2, 0.175, 0.375]
+    """
+    diff = table.sum_score - table.sum_target
+    size = xp.abs_(diff)
+    n = table.n_samples
+    return diff.sum() / n, (size + diff).sum() / (2 * n), (size - diff).sum() / (2 * n)
+
+
+def murphy_from_table(table: BinTable) -> dict:
+    """Reliability, resolution and uncertainty of one bin table (Murphy 1973).
+
+    The three terms of :class:`BrierDecomposition` that the table alone
+    determines: ``REL = sum_b (n_b / N)(mean score_b - mean target_b)^2``,
+    ``RES = sum_b (n_b / N)(mean target_b - mean target)^2`` and
+    ``UNC = o (1 - o)``.  The two within-bin terms (and so the Brier score
+    itself) need ``sum score^2`` and ``sum score * target`` as well.  Numpy or
+    torch tables; values are 0-d arrays of the table's kind.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.binning import bin_table
+    >>> from calkit.metrics.decompositions import murphy_from_table
+    >>> t = bin_table(np.array([0.2, 0.4, 0.7, 0.9]), np.array([0, 1, 1, 1]), n_bins=2)
+    >>> {k: round(float(v), 6) for k, v in murphy_from_table(t).items()}
+    {'reliability': 0.04, 'resolution': 0.0625, 'uncertainty': 0.1875}
+    """
+    n = table.n_samples
+    keep = table.count > 0
+    count = xp.as_float64(table.count)[keep]
+    sum_f, sum_o = table.sum_score[keep], table.sum_target[keep]
+    mean_f, mean_o = sum_f / count, sum_o / count
+    base = table.sum_target.sum() / n
+    return dict(reliability=(count * (mean_f - mean_o) ** 2).sum() / n,
+                resolution=(count * (mean_o - base) ** 2).sum() / n,
+                uncertainty=base * (1.0 - base))
+
+
 def _check_binning(n_bins, strategy, closed, n_samples) -> tuple[int, str | None]:
     """The number of bins (``n_bins`` or a rule of ``n_samples``) and the rule, if any."""
     check_option(strategy, "strategy", STRATEGIES)
@@ -135,13 +189,12 @@ def signed_ece(y_true, y_prob, *, n_bins: int | str = 15, strategy: str = "unifo
     scores, targets, view = _pairs(y_true, y_prob, view, sum_tol)
     n_bins, rule = _check_binning(n_bins, strategy, closed, scores.shape[0])
     table = _bin_table(scores, targets, n_bins, strategy, closed)
-    diff = table.sum_score - table.sum_target
     n = table.n_samples
     settings = dict(n_bins=n_bins, strategy=strategy, closed=closed, view=view, n_samples=n)
     if rule is not None:
         settings["n_bins_rule"] = rule
-    return SignedCalibrationResult(float(diff.sum() / n), float(np.maximum(diff, 0).sum() / n),
-                                   float(np.maximum(-diff, 0).sum() / n), table, settings)
+    value, over, under = (float(v) for v in signed_parts_from_table(table))
+    return SignedCalibrationResult(value, over, under, table, settings)
 
 
 @dataclass(frozen=True)
@@ -252,12 +305,9 @@ def brier_decomposition(y_true, y_prob, *, n_bins: int | str = 10, strategy: str
     count = table.count[keep].astype(np.float64)
     sum_f, sum_o = table.sum_score[keep], table.sum_target[keep]
     mean_f, mean_o = sum_f / count, sum_o / count
-    base = float(targets.mean())
-    terms = dict(
+    terms = {k: float(v) for k, v in murphy_from_table(table).items()}
+    terms.update(
         brier=float(np.mean((scores - targets) ** 2)),
-        reliability=float(np.sum(count * (mean_f - mean_o) ** 2) / n),
-        resolution=float(np.sum(count * (mean_o - base) ** 2) / n),
-        uncertainty=base * (1.0 - base),
         within_variance=float((np.dot(scores, scores) - np.sum(sum_f * mean_f)) / n),
         within_covariance=float(2.0 * (np.dot(scores, targets) - np.sum(sum_f * mean_o)) / n),
     )

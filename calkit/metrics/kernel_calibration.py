@@ -275,5 +275,5 @@ def skce_test(y_true, y_prob, *, method: str = "linear", kernel: str = "laplacia
     null = ((n / (n - 1)) * (quad - counts @ diag) - 2.0 * lin) / n ** 2
     settings.update(n_bootstrap=n_bootstrap)
     pvalue = float((1 + np.count_nonzero(null >= statistic)) / (1 + n_bootstrap))
-    return CalibrationTestResult(statistic, pvalue, settings)
+    return CalibrationTestResult(statistic, pvalue, settings, null_distribution=null)
 

@@ -134,6 +134,13 @@ def t_cal_test(y_true, y_prob, *, n_resamples: int = 3000, view: str | None = No
         Probabilities; 1-D is the positive-class probability of a binary task.
     n_resamples : int, default=3000
         Consistency resamples for the null distribution (the paper's 3,000).
+        The cost is linear in it: about ``n_resamples x N`` draws, each
+        summed at every distinct bin level, some ``0.15 n_resamples N``
+        microseconds on a 2-core machine (5,000 samples: about 20 s; 100,000:
+        about 9 min; a million: well over an hour with the default).  The
+        smallest p-value is ``n_levels / (n_resamples + 1)``, so
+        ``n_resamples = 20 n_levels`` (about 700 at a million samples) is the
+        least that can still reject at the 5% level; or test a random subsample.
     view : {"top_label", "positive", "confidence"}, optional
         Which (score, target) pairs are tested; default top-label for ``(N, K)``
         probabilities, and a 1-D ``y_prob`` needs it said (as for the metrics).

@@ -60,7 +60,7 @@ probs = {"cross-entropy": calkit.softmax(z), f"temperature scaled (T = {ts.tempe
 
 for name, p in probs.items():
     r = consistency_test(y, p, n_bins=10, n_resamples=1000, random_state=0)
-    print(f"{name:32s} ECE {r.statistic:.4f}  consistency-test p = {r.p_value:.3f}")
+    print(f"{name:32s} ECE {r.statistic:.4f}  consistency-test p = {r.pvalue:.3f}")
 
 display = ReliabilityDisplay.from_predictions(y, probs, n_bins=10, layout="side_by_side",
                                               consistency_band=True, interval="wilson",
