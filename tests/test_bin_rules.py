@@ -225,6 +225,8 @@ def test_every_n_bins_argument_takes_a_rule_or_refuses_it_clearly():
     pb = rng.uniform(size=300)
     yb = (rng.uniform(size=300) < pb).astype(int)
     table = pd.DataFrame({"conf": pb, "correct": yb})
+    pm = rng.uniform(size=(300, 4))  # multilabel: 4 labels, cube_root of the 300 rows
+    ym = (rng.uniform(size=(300, 4)) < pm).astype(int)
     b = 7  # cube_root of 300
     accepts = {  # call -> the result, whose settings must record the rule and the number
         "calibration_error": lambda nb: metrics.calibration_error(y, p, n_bins=nb),
@@ -240,9 +242,15 @@ def test_every_n_bins_argument_takes_a_rule_or_refuses_it_clearly():
             lambda nb: plotting.ReliabilityDisplay.from_predictions(y, p, n_bins=nb),
         "ReliabilityDisplay.from_classwise":
             lambda nb: plotting.ReliabilityDisplay.from_classwise(y, p, n_bins=nb),
+        "multilabel_calibration_error":
+            lambda nb: metrics.multilabel_calibration_error(ym, pm, n_bins=nb),
+        "plot_multilabel_reliability":
+            lambda nb: plotting.plot_multilabel_reliability(ym, pm, n_bins=nb).result_,
     }
     numbers = {  # accepted; the number shows in what comes back
         "ece": lambda nb: metrics.ece(y, p, n_bins=nb) == metrics.ece(y, p, n_bins=b),
+        "multilabel_ece": lambda nb: metrics.multilabel_ece(ym, pm, n_bins=nb, average="micro")
+            == metrics.multilabel_ece(ym, pm, n_bins=b, average="micro"),
         "debiased_ece": lambda nb: metrics.debiased_ece(y, p, n_bins=nb) ==
             metrics.debiased_ece(y, p, n_bins=b),
         "bin_table": lambda nb: binning.bin_table(pb, yb, n_bins=nb).n_bins == b,

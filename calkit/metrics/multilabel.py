@@ -53,11 +53,10 @@ from calkit._export import json_ready
 from calkit._validation import (
     check_fraction,
     check_multilabel,
-    check_n_bins,
     check_option,
     check_sample_weight,
 )
-from calkit.binning import CLOSED, STRATEGIES, _bin_table
+from calkit.binning import CLOSED, STRATEGIES, _bin_table, resolve_n_bins
 from calkit.metrics.binned import NORMS, CalibrationResult, Norm, error_from_table
 from calkit.metrics.scores import _machine_eps
 
@@ -181,7 +180,7 @@ def _flat_weights(weights, n_labels: int):
 
 
 # ----------------------------------------------------------------------------- ECE family
-def multilabel_calibration_error(y_true, y_prob, *, logits: bool = False, n_bins: int = 15,
+def multilabel_calibration_error(y_true, y_prob, *, logits: bool = False, n_bins: int | str = 15,
                                  strategy: str = "uniform", norm: Norm = "l1",
                                  average: str | None = "macro", closed: str = "right",
                                  sample_weight=None) -> MultilabelCalibrationResult:
@@ -197,8 +196,11 @@ def multilabel_calibration_error(y_true, y_prob, *, logits: bool = False, n_bins
         pandas object.
     logits : bool, default=False
         Read ``y_prob`` as logits and apply the sigmoid first.
-    n_bins : int, default=15
-        Bins per label (at most ``N``).
+    n_bins : int or str, default=15
+        Bins per label (at most ``N``), or a bin-count rule of the number of
+        rows ``N`` (``"sqrt"``, ``"cube_root"``, ``"rice"``, ``"sturges"``:
+        :func:`calkit.binning.resolve_n_bins`; recorded in ``settings``).  The
+        same number of bins serves ``average="micro"``'s pooled table.
     strategy : {"uniform", "quantile"}, default="uniform"
         Equal-width or equal-mass bins (per label, or over the pooled scores for
         ``average="micro"``).
@@ -245,8 +247,8 @@ def multilabel_calibration_error(y_true, y_prob, *, logits: bool = False, n_bins
     targets, scores = check_multilabel(y_true, y_prob, logits=logits)
     p = _probabilities(scores, logits)
     n, n_labels = (int(s) for s in p.shape)
-    n_bins = check_n_bins(n_bins, n)
     weights = check_sample_weight(sample_weight, n, like=p)
+    n_bins, rule = resolve_n_bins(n_bins, n, weights)
     tables = tuple(_bin_table(p[:, j], targets[:, j], n_bins, strategy, closed, weights)
                    for j in range(n_labels))
     per_label = _stack([error_from_table(t, norm) for t in tables])
@@ -262,12 +264,14 @@ def multilabel_calibration_error(y_true, y_prob, *, logits: bool = False, n_bins
     settings = dict(norm=norm, n_bins=n_bins, strategy=strategy, closed=closed,
                     view="multilabel", average=average, logits=bool(logits), debiased=False,
                     n_samples=n, n_labels=n_labels)
+    if rule is not None:
+        settings["n_bins_rule"] = rule
     value = per_label if average is None else xp.scalar(value)
     return MultilabelCalibrationResult(value, tables, settings, per_label=per_label,
                                        support=support)
 
 
-def multilabel_ece(y_true, y_prob, *, logits: bool = False, n_bins: int = 15,
+def multilabel_ece(y_true, y_prob, *, logits: bool = False, n_bins: int | str = 15,
                    strategy: str = "uniform", norm: Norm = "l1",
                    average: str | None = "macro", closed: str = "right", sample_weight=None):
     """Multilabel expected calibration error (a number, or per-label array for ``average=None``).
