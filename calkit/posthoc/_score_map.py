@@ -51,6 +51,7 @@ from calkit._array import to_numpy
 from calkit._validation import check_option, check_scores
 from calkit.logits import softmax
 from calkit.posthoc._accuracy import accuracy_change
+from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, score_folds
 from calkit.posthoc._base import (
     BaseCalibrator,
     check_fit_binary_targets,
@@ -158,6 +159,22 @@ def _check_floor(floor, k: int) -> None:
                          f"got {floor!r}")
 
 
+def check_identity_weight(weight) -> None:
+    """``identity_weight`` is ``"auto"`` or a number in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> from calkit.posthoc._score_map import check_identity_weight
+    >>> check_identity_weight(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: identity_weight must be 'auto' or a number in [0, 1], got 1.5
+    """
+    if not (isinstance(weight, str) and weight == "auto") and (
+            isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= 1):
+        raise ValueError(f"identity_weight must be 'auto' or a number in [0, 1], got {weight!r}")
+
+
 def floor_probabilities(q: np.ndarray, floor: float) -> np.ndarray:
     """Rows of ``q`` with every entry at least ``floor``, mass taken proportionally.
 
@@ -183,6 +200,8 @@ class _ScoreMapCalibrator(BaseCalibrator):
         "nodes_y_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
         "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "identity_weight_": ValueSpec("float", ge=0, le=1, required=False),
+        "cv_nll_": ValueSpec("unsaved"),
         "accuracy_change_": ValueSpec("unsaved")}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
         "multiclass": ValueSpec("str", choices=MULTICLASS),
@@ -199,7 +218,8 @@ class _ScoreMapCalibrator(BaseCalibrator):
         return self.multiclass == "top_label"
 
     def _check_params(self) -> None:
-        """Validate subclass-specific constructor parameters (override)."""
+        """Validate constructor parameters (subclasses extend it, calling this one)."""
+        check_identity_weight(self.identity_weight)
 
     def _check_fitted_values(self) -> None:
         """Loaded maps: ``offsets_`` cut the nodes into one map per class (one for top-label)."""
@@ -233,41 +253,85 @@ class _ScoreMapCalibrator(BaseCalibrator):
         """Fit the map(s) on validation logits ``X`` (N, K) and labels ``y`` (N,).
 
         ``X`` may instead be 1-D binary scores (module docstring); ``sample_weight``
-        (N,) weights the samples.
+        (N,) weights the samples.  With ``identity_weight="auto"`` the weight of
+        the input in the output is then chosen by cross-validated NLL.
         """
         check_option(self.multiclass, "multiclass", MULTICLASS)
         self._check_params()
+        self.cv_nll_ = {}
         if getattr(X, "ndim", np.ndim(X)) == 1:
             scores = _check_1d_scores(X, self._score_range)
             targets = check_fit_binary_targets(y, len(scores))
             _check_floor(self.floor, 2)
-            pairs, n_classes = [(scores, targets)], 2
-        else:
-            z, labels = check_fit_logits(X, y)
-            p = softmax(z)
-            n_classes = int(z.shape[1])
-            if self.multiclass == "top_label":
-                pairs = [(p.max(axis=1), (np.argmax(p, axis=1) == labels).astype(np.float64))]
-            else:
-                pairs = [(p[:, k], (labels == k).astype(np.float64)) for k in range(n_classes)]
-        maps = [self._fit_map(s, t, sample_weight) for s, t in pairs]
-        lengths = np.array([[0, 0]] + [[len(x), len(v)] for x, v in maps], dtype=np.int64)
-        self.nodes_x_ = np.concatenate([x for x, _ in maps]).astype(np.float64)
-        self.nodes_y_ = np.concatenate([v for _, v in maps]).astype(np.float64)
-        self.offsets_ = np.cumsum(lengths, axis=0)
-        self.n_classes_ = n_classes
-        if len(pairs) == 1 and n_classes == 2 and getattr(X, "ndim", np.ndim(X)) == 1:
+            if not isinstance(self.identity_weight, str) and self.identity_weight > 0:
+                raise ValueError("identity_weight mixes (N, K) probabilities with the input; "
+                                 "1-D scores get the map alone: pass identity_weight=0 or "
+                                 "'auto'")
+            self._set_nodes(self._fit_nodes([(scores, targets)], sample_weight))
+            self.n_classes_ = 2
+            self.identity_weight_ = 0.0
             if self._score_range == "probability":  # 1-D: the class is p > 0.5, before and after
                 after = self.calibrate_scores(scores) > 0.5
                 self.accuracy_change_ = float(np.mean(after == (targets > 0.5))
                                               - np.mean((scores > 0.5) == (targets > 0.5)))
-        else:
-            self.accuracy_change_ = (0.0 if self.multiclass == "top_label"
-                                     else accuracy_change(z, self._predict_proba(z), labels))
+            return self
+        z, labels = check_fit_logits(X, y)
+        p = softmax(z)
+        self.n_classes_ = int(z.shape[1])
+        _check_floor(self.floor, self.n_classes_)
+        self._set_nodes(self._fit_nodes(self._pairs(p, labels), sample_weight))
+        a = self.identity_weight
+        if isinstance(a, str):  # "auto": the weight of the input, by out-of-fold NLL
+            a, self.cv_nll_ = self._cross_val_weight(p, labels, sample_weight)
+        self.identity_weight_ = float(a)
+        self.accuracy_change_ = (0.0 if self.multiclass == "top_label"
+                                 else accuracy_change(z, self._predict_proba(z), labels))
         return self
+
+    def _pairs(self, p: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (scores, 0/1 targets) each map is fitted on."""
+        if self.multiclass == "top_label":
+            return [(p.max(axis=1), (np.argmax(p, axis=1) == labels).astype(np.float64))]
+        return [(p[:, k], (labels == k).astype(np.float64)) for k in range(p.shape[1])]
+
+    def _fit_nodes(self, pairs, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(nodes_x, nodes_y, offsets)`` of the maps fitted on ``pairs``."""
+        maps = [self._fit_map(s, t, sample_weight) for s, t in pairs]
+        lengths = np.array([[0, 0]] + [[len(x), len(v)] for x, v in maps], dtype=np.int64)
+        return (np.concatenate([x for x, _ in maps]).astype(np.float64),
+                np.concatenate([v for _, v in maps]).astype(np.float64),
+                np.cumsum(lengths, axis=0))
+
+    def _set_nodes(self, nodes) -> None:
+        self.nodes_x_, self.nodes_y_, self.offsets_ = nodes
+
+    def _cross_val_weight(self, p, labels, sample_weight):
+        """``identity_weight="auto"``: the maps refitted on 4/5 of the rows predict the rest."""
+        folds = score_folds(p.max(axis=1), labels, sample_weight)
+
+        def fit_predict(train, test):
+            w = None if sample_weight is None else sample_weight[train]
+            try:
+                nodes = self._fit_nodes(self._pairs(p[train], labels[train]), w)
+            except ValueError as exc:
+                raise ValueError(f"identity_weight='auto' refits the map on {N_FOLDS - 1}/"
+                                 f"{N_FOLDS} of the samples ({N_FOLDS}-fold cross-validation) "
+                                 f"and that failed: {exc}. Pass identity_weight=0 (the map "
+                                 "alone) or a fixed weight in [0, 1]") from exc
+            return self._mapped(p[test], nodes)
+
+        return cross_val_weight(fit_predict, self._identity(p), labels, folds, sample_weight)
+
+    def _identity(self, p: np.ndarray) -> np.ndarray:
+        """The input probabilities, floored like the map's output (the mixture's other end)."""
+        if self.multiclass == "top_label":
+            return rescale_top_label(p, p.max(axis=1), self.floor)
+        return floor_probabilities(p, self.floor)
 
     def calibrate_scores(self, scores, index: int = 0) -> np.ndarray:
         """Apply fitted map ``index`` (0 for top-label; the class for one-vs-rest) to scores.
+
+        The map alone: ``identity_weight_`` plays no part.
 
         Parameters
         ----------
@@ -285,9 +349,22 @@ class _ScoreMapCalibrator(BaseCalibrator):
         o = np.asarray(self.offsets_)
         if not 0 <= index < len(o) - 1:
             raise ValueError(f"index must lie in [0, {len(o) - 2}], got {index}")
-        x = np.asarray(self.nodes_x_)[o[index, 0]:o[index + 1, 0]]
-        v = np.asarray(self.nodes_y_)[o[index, 1]:o[index + 1, 1]]
-        return np.clip(self._apply_map(x, v, np.asarray(scores, dtype=np.float64)), 0.0, 1.0)
+        return self._apply_nodes((self.nodes_x_, self.nodes_y_, o), index, scores)
+
+    def _apply_nodes(self, nodes, index: int, scores) -> np.ndarray:
+        x, v, o = (np.asarray(a) for a in nodes)
+        return np.clip(self._apply_map(x[o[index, 0]:o[index + 1, 0]],
+                                       v[o[index, 1]:o[index + 1, 1]],
+                                       np.asarray(scores, dtype=np.float64)), 0.0, 1.0)
+
+    def _mapped(self, p: np.ndarray, nodes) -> np.ndarray:
+        """Rows of probabilities ``p`` through the maps ``nodes`` alone, floored."""
+        if self.multiclass == "top_label":
+            return rescale_top_label(p, self._apply_nodes(nodes, 0, p.max(axis=1)), self.floor)
+        q = np.stack([self._apply_nodes(nodes, k, p[:, k]) for k in range(p.shape[1])], axis=1)
+        total = q.sum(axis=1, keepdims=True)
+        q = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+        return floor_probabilities(q, self.floor)
 
     def _predict_proba(self, X):
         if X.ndim == 1:
@@ -295,14 +372,10 @@ class _ScoreMapCalibrator(BaseCalibrator):
             return np.clip(self.calibrate_scores(_check_1d_scores(X, self._score_range)),
                            floor, 1.0 - floor)
         z = check_predict_logits(X, self.n_classes_, type(self).__name__)
-        z = np.asarray(z, dtype=np.float64)
-        p = softmax(z)
-        if self.multiclass == "top_label":
-            return rescale_top_label(p, self.calibrate_scores(p.max(axis=1)), self.floor)
-        q = np.stack([self.calibrate_scores(p[:, k], k) for k in range(p.shape[1])], axis=1)
-        total = q.sum(axis=1, keepdims=True)
-        q = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
-        return floor_probabilities(q, self.floor)
+        p = softmax(np.asarray(z, dtype=np.float64))
+        q = self._mapped(p, (self.nodes_x_, self.nodes_y_, self.offsets_))
+        a = float(getattr(self, "identity_weight_", 0.0))  # files saved before it: the map
+        return q if a == 0 else (1 - a) * q + a * self._identity(p)
 
 
 def _check_1d_scores(X, score_range: str) -> np.ndarray:

@@ -62,14 +62,16 @@ class HistogramBinning(_ScoreMapCalibrator):
     _extra_x_nodes = 1  # bin edges, one more than the bin values
 
     def __init__(self, n_bins: int = 15, strategy: str = "quantile", closed: str = "right",
-                 multiclass: str = "top_label", floor: float = 1e-12):
+                 multiclass: str = "top_label", floor: float = 1e-12, identity_weight="auto"):
         self.n_bins = n_bins
         self.strategy = strategy
         self.closed = closed
         self.multiclass = multiclass
         self.floor = floor
+        self.identity_weight = identity_weight
 
     def _check_params(self) -> None:
+        super()._check_params()
         check_n_bins(self.n_bins)
         check_option(self.strategy, "strategy", STRATEGIES)
         check_option(self.closed, "closed", CLOSED)

@@ -65,9 +65,11 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # 1-D real-valued scores as nodes
                     "nodes_x_": ValueSpec("array", shape=("*",))}
 
-    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12):
+    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12,
+                 identity_weight="auto"):
         self.multiclass = multiclass
         self.floor = floor
+        self.identity_weight = identity_weight
 
     def _fit_map(self, scores, targets, sample_weight=None):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,

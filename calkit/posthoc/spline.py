@@ -118,12 +118,15 @@ class SplineCalibration(_ScoreMapCalibrator):
     _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # calibrated values before clipping
                     "nodes_y_": ValueSpec("array", shape=("*",))}
 
-    def __init__(self, n_knots: int = 6, multiclass: str = "top_label", floor: float = 1e-12):
+    def __init__(self, n_knots: int = 6, multiclass: str = "top_label", floor: float = 1e-12,
+                 identity_weight="auto"):
         self.n_knots = n_knots
         self.multiclass = multiclass
         self.floor = floor
+        self.identity_weight = identity_weight
 
     def _check_params(self) -> None:
+        super()._check_params()
         if isinstance(self.n_knots, bool) or not isinstance(self.n_knots, int) \
                 or self.n_knots < 3:
             raise ValueError(f"n_knots must be an integer >= 3, got {self.n_knots!r}")
