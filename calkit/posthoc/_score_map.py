@@ -27,6 +27,32 @@ they are applied to ``p = softmax(z)`` in one of two ways (``multiclass=``):
 class the map sends to 0 (a bin whose samples were all right, a spline clipped
 at 1) never makes the log-loss infinite.
 
+**Mixing with the input** (``identity_weight``, default ``"auto"``).  A floor
+keeps the log-loss finite, not small: a step map fitted on a few thousand
+points puts its top step at (or near) 1 when that step's samples were all
+right, and every new wrong prediction in it then costs ``-log(floor)``; a bin's
+accuracy can sit far from its scores at the edges; and on a model that was
+already calibrated the map only adds estimation noise.  So the output is the
+mixture ``(1 - a) q + a p'`` of the map's output ``q`` and the input
+probabilities ``p' `` (``softmax(X)`` floored alike), and with ``"auto"`` the
+weight ``a`` is chosen to minimise the **out-of-fold** log-loss of 5-fold
+cross-validation on the fitting data: the map is refitted on four folds and
+predicts the fifth (folds dealt round in score order,
+:func:`calkit.posthoc._mixture.score_folds`), then ``a`` minimises the convex
+mean log-loss of the out-of-fold mixtures
+(:func:`calkit.posthoc._mixture.cross_val_weight`; a cross-validated linear
+pool, the stacking of Breiman 1996 with a log-loss).  ``a = 1`` (the input) is
+a candidate, so the chosen mixture's out-of-fold NLL is never above the
+input's (``cv_nll_`` records both); the final map is the one fitted on all the
+data.  For ``"top_label"`` ``q`` and ``p'`` rank the top class first, so the
+mixture never changes the predicted class either, and its top-class
+confidence is ``(1 - a) c + a max p`` with the other classes still in
+proportion to ``p`` (the map's top-label calibration is shrunk towards the
+input by ``a``).  ``identity_weight=0`` gives the map alone (the published
+estimators); a number in ``[0, 1]`` fixes ``a``.  For 1-D scores the map is
+used alone (``identity_weight_ = 0``: isotonic scores need not be
+probabilities).
+
 A 1-D ``X`` is one binary score per sample (the probability of the positive
 class, or a confidence with 0/1 correctness as ``y``): one map is fitted on it
 against ``y == classes_[1]``, and ``predict_proba`` of 1-D scores returns the
@@ -51,13 +77,13 @@ from calkit._array import to_numpy
 from calkit._validation import check_option, check_scores
 from calkit.logits import softmax
 from calkit.posthoc._accuracy import accuracy_change
-from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, score_folds
 from calkit.posthoc._base import (
     BaseCalibrator,
     check_fit_binary_targets,
     check_fit_logits,
     check_predict_logits,
 )
+from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, score_folds
 from calkit.posthoc._persistence import ValueSpec
 
 MULTICLASS = ("top_label", "one_vs_rest")

@@ -37,12 +37,23 @@ class HistogramBinning(_ScoreMapCalibrator):
     floor : float, default=1e-12
         Least probability given to any class (in ``[0, 1/K)``; see
         :mod:`calkit.posthoc._score_map`).
+    identity_weight : float or "auto", default="auto"
+        Weight ``a`` of the input in the output, ``(1 - a) map + a softmax(X)``
+        (both floored; (N, K) logits only).  ``"auto"`` chooses it by 5-fold
+        out-of-fold NLL (:mod:`calkit.posthoc._score_map`), so the output's
+        cross-validated log-loss is never above the input's; ``0`` is the map
+        alone (the published estimator).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         Bin edges and bin values of each map, concatenated.
     n_classes_ : int
+    identity_weight_ : float
+        The weight ``a`` used (0 for 1-D scores).
+    cv_nll_ : dict
+        Out-of-fold NLL of the ``"map"``, the ``"reference"`` (input) and the
+        ``"mixture"`` behind ``identity_weight="auto"`` (empty otherwise).
     accuracy_change_ : float
         Accuracy change on the fitting data (0 for ``"top_label"``, which never
         changes the predicted class; one-vs-rest may).
