@@ -1,10 +1,9 @@
 """Mixing a calibrator's output with a reference distribution, the weight chosen by NLL.
 
-Two calibrators use it: :class:`~calkit.posthoc.ConsistencyCalibration` mixes its
-vote shares with the temperature-scaled softmax, and the top-label / one-vs-rest
-maps of :mod:`calkit.posthoc._score_map` (and
-:class:`~calkit.posthoc.ScalingBinning`) mix their output with the input
-probabilities.  The mixture ``(1 - a) p + a q`` of two probability rows is a
+:class:`~calkit.posthoc.ConsistencyCalibration` mixes its vote shares with the
+temperature-scaled softmax, and so do the top-label / one-vs-rest maps of
+:mod:`calkit.posthoc._score_map` and :class:`~calkit.posthoc.ScalingBinning`
+with their output.  The mixture ``(1 - a) p + a q`` of two probability rows is a
 probability row, and its mean log-loss is convex in ``a`` (``-log`` of an affine
 function), so the best ``a`` in ``[0, 1]`` is the root of the derivative
 (:func:`nll_mixture_weight`).
@@ -22,10 +21,14 @@ regressions"; with a log-loss, a linear pool of two forecasts).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import brentq
+from sklearn.exceptions import ConvergenceWarning
+
+from calkit.posthoc.temperature import TemperatureScaling
 
 #: folds of the internal cross-validation behind ``identity_weight="auto"``
 N_FOLDS = 5
@@ -59,6 +62,28 @@ def nll_mixture_weight(p: np.ndarray, q: np.ndarray, labels: np.ndarray,
     if slope(1.0) <= 0:
         return 1.0
     return float(brentq(slope, 0.0, 1.0, xtol=1e-10))
+
+
+def fit_temperature(z: np.ndarray, labels: np.ndarray, sample_weight=None) -> float:
+    """Temperature of :class:`~calkit.posthoc.TemperatureScaling` fitted on ``(z, labels)``.
+
+    A temperature at its search bound is still a usable mixture end, so the
+    convergence warning is not passed on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc._mixture import fit_temperature
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 2000)
+    >>> z = 2.0 * (np.eye(3)[y] + rng.normal(0, 0.8, (2000, 3)))
+    >>> 0.5 < fit_temperature(3.0 * z, y) / fit_temperature(z, y) / 3.0 < 1.5
+    True
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return float(TemperatureScaling().fit(z, labels, sample_weight=sample_weight)
+                     .temperature_)
 
 
 def score_folds(scores: np.ndarray, labels: np.ndarray, sample_weight=None,
