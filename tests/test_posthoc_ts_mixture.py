@@ -74,9 +74,9 @@ def test_score_folds_deal_distinct_pairs_round_in_score_order():
     folds = score_folds(scores, labels, n_folds=3)
     # distinct (score, label) sorted: (.2,0) (.3,0) (.5,0) (.5,1) (.7,1) (.9,1) -> 0 1 2 0 1 2
     assert folds.tolist() == [2, 0, 2, 0, 1, 0, 1]
-    # identical samples share a fold; weight 0 counts nowhere (fold 0, not a pair)
+    # identical samples share a fold; weight 0 counts nowhere (fold -1, never held out)
     w = np.array([1, 2, 0, 1, 3, 1, 1])
-    assert score_folds(scores, labels, w, n_folds=3).tolist() == [1, 0, 0, 0, 0, 2, 1]
+    assert score_folds(scores, labels, w, n_folds=3).tolist() == [1, 0, -1, 0, 0, 2, 1]
     # fewer distinct pairs than folds: one fold per pair
     assert score_folds(np.array([0.4, 0.4, 0.8]), np.array([1, 1, 0])).tolist() == [0, 0, 1]
 
@@ -122,6 +122,11 @@ def test_cross_val_weight_is_the_out_of_fold_loop():
     assert out["mixture"] == pytest.approx(_mean_nll(mix), rel=1e-12)
     assert out["mixture"] <= min(out["map"], out["reference"]) + 1e-12
     assert cross_val_weight(fit_predict, ref, y, np.zeros(60, dtype=int)) == (0.0, {})
+    # rows of fold -1 are always trained on, never held out
+    seen.clear()
+    folds[:10] = -1
+    cross_val_weight(fit_predict, ref, y, folds)
+    assert len(seen) == 4 and all(set(range(10)) <= set(train) for train, _ in seen)
 
 
 # ----------------------------------------------------------------------------- calibrators

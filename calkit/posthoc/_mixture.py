@@ -94,8 +94,8 @@ def score_folds(scores: np.ndarray, labels: np.ndarray, sample_weight=None,
     (then label) and pair ``i`` goes to fold ``i % n``, ``n = min(n_folds,
     number of pairs)``: every fold spans the whole score range, the split needs
     no seed, and identical samples share a fold, so a sample of integer weight
-    ``w`` and ``w`` copies of it are split alike.  Samples of weight 0 go to
-    fold 0 (they count nowhere).
+    ``w`` and ``w`` copies of it are split alike.  Samples of weight 0 get fold
+    ``-1``: never held out, in every training part (where they weigh nothing).
 
     Examples
     --------
@@ -104,12 +104,15 @@ def score_folds(scores: np.ndarray, labels: np.ndarray, sample_weight=None,
     >>> score_folds(np.array([0.9, 0.5, 0.7, 0.5, 0.6]), np.array([1, 0, 1, 0, 0]),
     ...             n_folds=2).tolist()
     [1, 0, 0, 0, 1]
+    >>> score_folds(np.array([0.9, 0.5, 0.7]), np.array([1, 0, 1]), np.array([1, 0, 2]),
+    ...             n_folds=2).tolist()
+    [1, -1, 0]
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     keep = np.ones(len(scores), dtype=bool) if sample_weight is None else \
         np.asarray(sample_weight, dtype=np.float64) > 0
-    folds = np.zeros(len(scores), dtype=np.int64)
+    folds = np.full(len(scores), -1, dtype=np.int64)
     if not keep.any():
         return folds
     pairs = np.stack([scores[keep], labels[keep].astype(np.float64)], axis=1)
@@ -135,7 +138,9 @@ def cross_val_weight(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
     labels : ndarray of shape (N,)
         Class indices.
     folds : ndarray of shape (N,)
-        Fold of every row (:func:`score_folds`); fewer than 2 folds: ``a = 0``.
+        Fold of every row (:func:`score_folds`; ``-1``: never held out, and its
+        out-of-fold output is taken as the reference's); fewer than 2 folds:
+        ``a = 0``.
     sample_weight : ndarray of shape (N,), optional
 
     Returns
@@ -160,10 +165,11 @@ def cross_val_weight(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
     (0.5, True)
     """
     labels = np.asarray(labels)
-    if np.unique(folds).size < 2:
+    held = np.unique(folds[folds >= 0])
+    if held.size < 2:
         return 0.0, {}
-    oof = np.empty_like(np.asarray(reference, dtype=np.float64))
-    for f in np.unique(folds):
+    oof = np.array(reference, dtype=np.float64)
+    for f in held:
         test = folds == f
         oof[test] = fit_predict(~test, test)
     a = nll_mixture_weight(oof, reference, labels, sample_weight)
