@@ -1,7 +1,7 @@
 """Post-hoc calibrators on real classifier outputs: the comparison table of the docs.
 
-Run: ``python benchmarks/posthoc_table.py [--data ../shared/data] [--models NAME ...]``;
-prints Markdown.  To use several processes, run one model each with ``--save
+Run: ``python benchmarks/posthoc_table.py [--data ../shared/data] [--models NAME ...]
+[--methods NAME ...]``; prints Markdown.  To use several processes, run one model each with ``--save
 NAME.json`` and print the tables with ``--combine *.json``.
 
 The data are the CIFAR-10/100 test-set softmax outputs of five networks
