@@ -14,7 +14,8 @@ they are applied to ``p = softmax(z)`` in one of two ways (``multiclass=``):
     scaling): a runner-up that proportional rescaling would lift above ``c`` is
     capped and its excess goes to the other classes.  ``c`` is clipped to
     ``[1/K, 1 - (K - 1) floor]`` first (a top class below ``1/K`` cannot be the
-    largest).  The top-label confidence is thus calibrated as fitted.
+    largest).  The top-label confidence is thus the map's (before the mixture
+    with temperature scaling below).
 ``"one_vs_rest"``
     One map per class, fitted on ``p_k`` against ``y == k`` (Zadrozny & Elkan
     2002); the mapped values are renormalised to sum to one (a row mapped to all
@@ -37,8 +38,8 @@ step sits at (or near) 1 when that step's samples were all right, so every new
 wrong prediction there costs about ``-log(floor)``; (b) the other classes share
 ``1 - c`` in proportion to the input, so an over-confident model's tiny
 probabilities for its runners-up are kept (on the CIFAR-100 DenseNet this
-"rest" part is 0.61 nats for every top-label map against 0.50 for temperature
-scaling).  The output is therefore the mixture ``(1 - a) q + a r`` of the map's
+"rest" part is 0.61-0.64 nats for every top-label map against 0.50 for
+temperature scaling).  The output is therefore the mixture ``(1 - a) q + a r`` of the map's
 output ``q`` and temperature scaling ``r = softmax(X / T)`` (``T`` fitted by
 NLL on the same data, :class:`~calkit.posthoc.TemperatureScaling`; floored
 alike), as :class:`~calkit.posthoc.ConsistencyCalibration` mixes its votes.
@@ -57,6 +58,19 @@ strictly first, so the mixture never changes the predicted class either.
 ``ts_weight=0`` gives the map alone (the published estimators, with the rest
 shared as above); a number in ``[0, 1]`` fixes ``a``.  For 1-D scores the map
 is used alone (``ts_weight_ = 0``: isotonic scores need not be probabilities).
+
+A 1-D ``X`` is one binary score per sample (the probability of the positive
+class, or a confidence with 0/1 correctness as ``y``): one map is fitted on it
+against ``y == classes_[1]``, and ``predict_proba`` of 1-D scores returns the
+1-D calibrated probabilities (``multiclass`` plays no part).
+
+``sample_weight`` in ``fit`` weights each sample in the map's fit, in the
+temperature and in the mixture weight (integer weights give the calibrator of
+the samples repeated by their weights).
+
+The fitted maps are stored as flat node arrays (``nodes_x_``, ``nodes_y_``,
+with ``offsets_`` marking where each map starts), so ``save`` writes them as
+plain numbers.
 """
 
 from __future__ import annotations
@@ -263,6 +277,8 @@ class _ScoreMapCalibrator(BaseCalibrator):
         unsorted[o[1:-1, 0] - 1] = False  # where one map ends and the next begins
         if unsorted.any():
             raise ValueError("nodes_x_ must be sorted within every map")
+        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "temperature_"):
+            raise ValueError("ts_weight_ > 0 needs temperature_ (the mixed-in softmax)")
 
     def _fit_map(self, scores: np.ndarray, targets: np.ndarray,
                  sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, ...]:

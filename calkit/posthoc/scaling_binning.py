@@ -237,6 +237,8 @@ class ScalingBinning(BaseCalibrator):
                 or (lengths[:, 1] < 1).any() or (lengths[:, 0] != lengths[:, 1] + 1).any():
             raise ValueError("offsets_ must cut edges_ and values_ into maps of n + 1 edges "
                              "and n >= 1 values")
+        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "ts_temperature_"):
+            raise ValueError("ts_weight_ > 0 needs ts_temperature_ (the mixed-in softmax)")
         if self.prob_floor * self.n_classes_ >= 1:
             raise ValueError(f"prob_floor={self.prob_floor} is too large for "
                              f"{self.n_classes_} classes")
