@@ -282,3 +282,19 @@ def test_default_never_worse_than_uncalibrated_on_lenet5_cifar100():
 @pytest.mark.parametrize("model", NETCAL)
 def test_default_never_worse_than_uncalibrated_on_netcal_models(model):
     _check_real(model, MAPS)
+
+
+def test_loaded_mixture_without_its_temperature_is_refused(tmp_path):
+    import json
+
+    from calkit.posthoc import load_calibrator
+
+    z, y = _logits(seed=9)
+    for cls in (HistogramBinning, ScalingBinning):
+        cal = cls(ts_weight=0.5).fit(z, y)
+        cal.save(tmp_path / "c.json")
+        doc = json.loads((tmp_path / "c.json").read_text())
+        doc["fitted"].pop(_temperature_attr(cal))
+        (tmp_path / "c.json").write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match="ts_weight_ > 0 needs"):
+            load_calibrator(tmp_path / "c.json")
