@@ -1,7 +1,7 @@
 """Post-hoc calibrators on real classifier outputs: the comparison table of the docs.
 
-Run: ``python benchmarks/posthoc_table.py [--data ../shared/data] [--models NAME ...]``;
-prints Markdown.  To use several processes, run one model each with ``--save
+Run: ``python benchmarks/posthoc_table.py [--data ../shared/data] [--models NAME ...]
+[--methods NAME ...]``; prints Markdown.  To use several processes, run one model each with ``--save
 NAME.json`` and print the tables with ``--combine *.json``.
 
 The data are the CIFAR-10/100 test-set softmax outputs of five networks
@@ -37,6 +37,7 @@ from calkit.posthoc import (
     HistogramBinning,
     IsotonicCalibration,
     MatrixScaling,
+    ScalingBinning,
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
@@ -57,6 +58,7 @@ METHODS = {
     "spline (top-label)": SplineCalibration,
     "histogram (top-label)": HistogramBinning,
     "isotonic (top-label)": IsotonicCalibration,
+    "scaling-binning (top-label)": ScalingBinning,
 }
 COLUMNS = ("ECE", "NLL", "Brier", "acc. change (pts)", "min p(true)", "fit CPU s", "warned")
 
@@ -77,15 +79,16 @@ def _metrics(y, p, p_uncal):
             100 * (accuracy(y, p) - accuracy(y, p_uncal)), float(p[np.arange(len(y)), y].min()))
 
 
-def evaluate(root: Path, models=MODELS):
+def evaluate(root: Path, models=MODELS, methods=tuple(METHODS)):
     """``{model: {method: [row per fold]}}``, each row the ``COLUMNS`` values."""
     results = {}
     for model in models:
-        results[model] = rows = {name: [] for name in ("uncalibrated", *METHODS)}
+        results[model] = rows = {name: [] for name in ("uncalibrated", *methods)}
         for zv, yv, zt, yt in folds(root, model):
             p0 = softmax(zt)
             rows["uncalibrated"].append((*_metrics(yt, p0, p0), 0.0, 0))
-            for name, make in METHODS.items():
+            for name in methods:
+                make = METHODS[name]
                 start = time.process_time()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -93,7 +96,7 @@ def evaluate(root: Path, models=MODELS):
                 seconds = time.process_time() - start
                 rows[name].append((*_metrics(yt, cal.predict_proba(zt), p0), seconds,
                                    int(bool(caught))))
-            print(f"<!-- {model}: fold {len(rows['TS'])} done -->", flush=True)
+            print(f"<!-- {model}: fold {len(rows['uncalibrated'])} done -->", flush=True)
     return results
 
 
@@ -118,7 +121,7 @@ def markdown(results) -> str:
         group = [rows for model, rows in results.items() if model.endswith(tag)]
         if not group:
             continue
-        n_folds = sum(len(rows["TS"]) for rows in group)
+        n_folds = sum(len(rows["uncalibrated"]) for rows in group)
         lines = [f"**Medians over the {n_folds} {tag.upper()} folds** (min p(true): minimum; "
                  "warned: count)", "", head]
         for name in group[0]:
@@ -134,6 +137,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS),
+                        help="only these calibrators (default: all)")
     parser.add_argument("--save", type=Path, help="also write the raw results as JSON")
     parser.add_argument("--combine", type=Path, nargs="*",
                         help="print the tables of saved results instead of running")
@@ -144,7 +149,7 @@ def main(argv=None) -> None:
             results.update(json.loads(path.read_text()))
         results = {m: results[m] for m in MODELS if m in results}
     else:
-        results = evaluate(args.data, args.models)
+        results = evaluate(args.data, args.models, args.methods)
         if args.save:
             args.save.write_text(json.dumps(results))
     print(markdown(results), flush=True)

@@ -195,7 +195,7 @@ class AutoCalibration(BaseCalibrator):
     >>> auto.best_candidate_
     'ts'
     >>> auto.cv_results_["rank_test_score"].tolist()
-    [1, 2, 3]
+    [1, 3, 2]
     >>> auto.predict_proba(z[:2]).shape
     (2, 5)
     """

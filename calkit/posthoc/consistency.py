@@ -35,7 +35,6 @@ from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
-from scipy.optimize import brentq
 from sklearn.exceptions import ConvergenceWarning
 
 from calkit._array import to_numpy
@@ -46,6 +45,7 @@ from calkit.metrics.binned import ece, error_from_table
 from calkit.metrics.scores import nll
 from calkit.posthoc._accuracy import accuracy_change
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._mixture import nll_mixture_weight as _nll_mixture_weight
 from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import _check_floor, floor_probabilities
 from calkit.posthoc.temperature import TemperatureScaling
@@ -510,32 +510,3 @@ class ConsistencyCalibration(BaseCalibrator):
         z = np.asarray(check_predict_logits(X, int(self.n_classes_)), dtype=np.float64)
         return self._mix(z, self._proba(z, float(self.noise_scale_), str(self.noise_)))
 
-
-def _nll_mixture_weight(p: np.ndarray, q: np.ndarray, labels: np.ndarray,
-                        sample_weight=None) -> float:
-    """``a`` in [0, 1] minimising ``mean -log((1 - a) p_y + a q_y)`` (convex in ``a``).
-
-    ``sample_weight`` makes it the weighted mean.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from calkit.posthoc.consistency import _nll_mixture_weight
-    >>> p, q = np.array([[1.0, 0.0]] * 3), np.full((3, 2), 0.5)
-    >>> round(_nll_mixture_weight(p, q, np.array([0, 0, 1])), 6)   # 1 / (1 - a/2) = 1 / a
-    0.666667
-    """
-    rows = np.arange(len(labels))
-    py, qy = p[rows, labels], q[rows, labels]
-
-    w = np.full(len(labels), 1.0 / len(labels)) if sample_weight is None else \
-        np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
-
-    def slope(a):  # derivative of the mean NLL in a, increasing
-        return float(w @ ((py - qy) / np.maximum((1 - a) * py + a * qy, 1e-300)))
-
-    if slope(0.0) >= 0:
-        return 0.0
-    if slope(1.0) <= 0:
-        return 1.0
-    return float(brentq(slope, 0.0, 1.0, xtol=1e-10))

@@ -37,12 +37,26 @@ class HistogramBinning(_ScoreMapCalibrator):
     floor : float, default=1e-12
         Least probability given to any class (in ``[0, 1/K)``; see
         :mod:`calkit.posthoc._score_map`).
+    ts_weight : float or "auto", default="auto"
+        Weight ``a`` of temperature scaling in the output, ``(1 - a) map + a
+        softmax(X / T)`` (both floored; (N, K) logits only).  ``"auto"`` chooses
+        it by 5-fold out-of-fold NLL (:mod:`calkit.posthoc._score_map`), so the
+        output's cross-validated log-loss is never above the input's; ``0`` is
+        the map alone (the published estimator).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         Bin edges and bin values of each map, concatenated.
     n_classes_ : int
+    ts_weight_ : float
+        The weight ``a`` used (0 for 1-D scores).
+    temperature_ : float
+        Temperature ``T`` of the mixed-in softmax (1.0 when ``ts_weight=0``).
+    cv_nll_ : dict
+        Out-of-fold NLL of the ``"map"``, of temperature scaling on the fitting
+        data (``"reference"``) and of the chosen ``"mixture"`` behind
+        ``ts_weight="auto"`` (empty otherwise).
     accuracy_change_ : float
         Accuracy change on the fitting data (0 for ``"top_label"``, which never
         changes the predicted class; one-vs-rest may).
@@ -62,14 +76,16 @@ class HistogramBinning(_ScoreMapCalibrator):
     _extra_x_nodes = 1  # bin edges, one more than the bin values
 
     def __init__(self, n_bins: int = 15, strategy: str = "quantile", closed: str = "right",
-                 multiclass: str = "top_label", floor: float = 1e-12):
+                 multiclass: str = "top_label", floor: float = 1e-12, ts_weight="auto"):
         self.n_bins = n_bins
         self.strategy = strategy
         self.closed = closed
         self.multiclass = multiclass
         self.floor = floor
+        self.ts_weight = ts_weight
 
     def _check_params(self) -> None:
+        super()._check_params()
         check_n_bins(self.n_bins)
         check_option(self.strategy, "strategy", STRATEGIES)
         check_option(self.closed, "closed", CLOSED)

@@ -31,12 +31,26 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     floor : float, default=1e-12
         Least probability given to any class (in ``[0, 1/K)``; see
         :mod:`calkit.posthoc._score_map`).
+    ts_weight : float or "auto", default="auto"
+        Weight ``a`` of temperature scaling in the output, ``(1 - a) map + a
+        softmax(X / T)`` (both floored; (N, K) logits only).  ``"auto"`` chooses
+        it by 5-fold out-of-fold NLL (:mod:`calkit.posthoc._score_map`), so the
+        output's cross-validated log-loss is never above the input's; ``0`` is
+        the map alone (the published estimator).
 
     Attributes
     ----------
     nodes_x_, nodes_y_, offsets_ : ndarray
         The isotonic thresholds (``X_thresholds_``, ``y_thresholds_``) of each map.
     n_classes_ : int
+    ts_weight_ : float
+        The weight ``a`` used (0 for 1-D scores).
+    temperature_ : float
+        Temperature ``T`` of the mixed-in softmax (1.0 when ``ts_weight=0``).
+    cv_nll_ : dict
+        Out-of-fold NLL of the ``"map"``, of temperature scaling on the fitting
+        data (``"reference"``) and of the chosen ``"mixture"`` behind
+        ``ts_weight="auto"`` (empty otherwise).
     accuracy_change_ : float
         Accuracy change on the fitting data (0 for ``"top_label"``, which never
         changes the predicted class; one-vs-rest may).
@@ -65,9 +79,11 @@ class IsotonicCalibration(_ScoreMapCalibrator):
     _fitted_spec = {**_ScoreMapCalibrator._fitted_spec,  # 1-D real-valued scores as nodes
                     "nodes_x_": ValueSpec("array", shape=("*",))}
 
-    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12):
+    def __init__(self, multiclass: str = "top_label", floor: float = 1e-12,
+                 ts_weight="auto"):
         self.multiclass = multiclass
         self.floor = floor
+        self.ts_weight = ts_weight
 
     def _fit_map(self, scores, targets, sample_weight=None):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,

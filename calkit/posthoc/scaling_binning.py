@@ -55,6 +55,14 @@ On ``(N, K)`` logits (``multiclass=``):
 No output probability is below ``prob_floor``: the rows are mixed with the
 uniform distribution, ``(1 - K * prob_floor) * q + prob_floor``, which keeps
 their order and their sum.
+
+By default (``ts_weight="auto"``) the output is then mixed with temperature
+scaling (floored alike), ``(1 - a) q + a softmax(z / T)``, ``T`` fitted by NLL
+on all the fitting data and the weight ``a`` chosen by 5-fold out-of-fold NLL
+(:func:`calkit.posthoc._mixture.cross_val_weight`; the reasons are in
+:mod:`calkit.posthoc._score_map`).  Both ends rank the input's top class first
+for top-label, so the predicted class is still never changed.  ``ts_weight=0``
+gives the published method.
 """
 
 from __future__ import annotations
@@ -65,14 +73,16 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from calkit._validation import check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, quantile_edges
 from calkit.logits import softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
+from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, fit_temperature, score_folds
 from calkit.posthoc._persistence import ValueSpec
-from calkit.posthoc._score_map import MULTICLASS, rescale_top_label
+from calkit.posthoc._score_map import MULTICLASS, check_ts_weight, rescale_top_label
 from calkit.posthoc.binary import _fit_logistic
 from calkit.posthoc.temperature import TemperatureScaling
 
@@ -149,6 +159,13 @@ class ScalingBinning(BaseCalibrator):
         prob_floor``); must satisfy ``0 <= K * prob_floor < 1``.
     random_state : int, default=0
         Seed of the permutation behind ``split="paper"``.
+    ts_weight : float or "auto", default="auto"
+        Weight ``a`` of temperature scaling in the output, ``(1 - a) q + a r``
+        (``q`` the scaling-binning output, ``r = softmax(X / T)``, both
+        floored); ``"auto"`` chooses it by 5-fold out-of-fold NLL, as the
+        top-label maps (:mod:`calkit.posthoc._score_map`,
+        :func:`calkit.posthoc._mixture.cross_val_weight`); ``0`` is the method
+        as published.
 
     Attributes
     ----------
@@ -162,6 +179,15 @@ class ScalingBinning(BaseCalibrator):
         map ``m`` spans ``edges_[offsets_[m, 0]:offsets_[m + 1, 0]]`` and
         ``values_[offsets_[m, 1]:offsets_[m + 1, 1]]``.
     n_classes_ : int
+    ts_weight_ : float
+        The weight ``a`` used.
+    ts_temperature_ : float
+        Temperature ``T`` of the mixed-in softmax (1.0 when ``ts_weight=0``;
+        not ``temperature_``, which belongs to step 1).
+    cv_nll_ : dict
+        Out-of-fold NLL of the ``"map"``, of temperature scaling on the fitting
+        data (``"reference"``) and of the ``"mixture"`` behind
+        ``ts_weight="auto"`` (empty otherwise).
 
     Notes
     -----
@@ -190,7 +216,10 @@ class ScalingBinning(BaseCalibrator):
         "edges_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "values_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
-        "n_classes_": ValueSpec("int", ge=2, dim="K")}
+        "n_classes_": ValueSpec("int", ge=2, dim="K"),
+        "ts_weight_": ValueSpec("float", ge=0, le=1, required=False),
+        "ts_temperature_": ValueSpec("float", gt=0, required=False),
+        "cv_nll_": ValueSpec("unsaved")}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
         "multiclass": ValueSpec("str", choices=MULTICLASS),
         "scaling": ValueSpec("str", choices=SCALINGS),
@@ -208,19 +237,22 @@ class ScalingBinning(BaseCalibrator):
                 or (lengths[:, 1] < 1).any() or (lengths[:, 0] != lengths[:, 1] + 1).any():
             raise ValueError("offsets_ must cut edges_ and values_ into maps of n + 1 edges "
                              "and n >= 1 values")
+        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "ts_temperature_"):
+            raise ValueError("ts_weight_ > 0 needs ts_temperature_ (the mixed-in softmax)")
         if self.prob_floor * self.n_classes_ >= 1:
             raise ValueError(f"prob_floor={self.prob_floor} is too large for "
                              f"{self.n_classes_} classes")
 
     def __init__(self, n_bins: int = 15, scaling: str = "platt",
                  multiclass: str = "top_label", split: str = "none",
-                 prob_floor: float = 1e-12, random_state: int = 0):
+                 prob_floor: float = 1e-12, random_state: int = 0, ts_weight="auto"):
         self.n_bins = n_bins
         self.scaling = scaling
         self.multiclass = multiclass
         self.split = split
         self.prob_floor = prob_floor
         self.random_state = random_state
+        self.ts_weight = ts_weight
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self, k: int | None = None) -> None:
@@ -229,6 +261,7 @@ class ScalingBinning(BaseCalibrator):
         check_option(self.scaling, "scaling", SCALINGS)
         check_option(self.multiclass, "multiclass", MULTICLASS)
         check_option(self.split, "split", SPLITS)
+        check_ts_weight(self.ts_weight)
         f = self.prob_floor
         if isinstance(f, bool) or not isinstance(f, Real) or not 0 <= f * (k or 2) < 1:
             raise ValueError(f"prob_floor must be a number with 0 <= K * prob_floor < 1 "
@@ -255,8 +288,33 @@ class ScalingBinning(BaseCalibrator):
     def fit(self, X, y) -> ScalingBinning:
         """Fit on validation logits ``X`` (N, K) and integer labels ``y`` (N,)."""
         z, labels = check_fit_logits(X, y)
+        self._check_params(int(z.shape[1]))
+        self._fit_maps(z, labels)
+        a = self.ts_weight
+        self.cv_nll_ = {}
+        self.ts_temperature_ = fit_temperature(z, labels) if isinstance(a, str) or a > 0 \
+            else 1.0
+        if isinstance(a, str):  # "auto": the weight of TS, by out-of-fold NLL
+            folds = score_folds(softmax(z).max(axis=1), labels)
+
+            def fit_predict(train, test):
+                pure = clone(self).set_params(ts_weight=0)
+                try:
+                    pure._fit_maps(z[train], labels[train])
+                except ValueError as exc:
+                    raise ValueError(f"ts_weight='auto' refits on {N_FOLDS - 1}/{N_FOLDS} "
+                                     f"of the samples ({N_FOLDS}-fold cross-validation) and "
+                                     f"that failed: {exc}. Pass ts_weight=0 (the "
+                                     "method alone) or a fixed weight in [0, 1]") from exc
+                return pure._mapped(z[test])
+
+            a, self.cv_nll_ = cross_val_weight(fit_predict, self._reference(z), labels, folds)
+        self.ts_weight_ = float(a)
+        return self
+
+    def _fit_maps(self, z: np.ndarray, labels: np.ndarray) -> None:
+        """Steps 1-3 on ``(z, labels)``: sets every fitted attribute but the mixture weight."""
         n, k = z.shape
-        self._check_params(k)
         parts = self._parts(n)
         fit_rows, edge_rows, mean_rows = parts
         check_n_bins(self.n_bins, len(edge_rows))
@@ -285,7 +343,6 @@ class ScalingBinning(BaseCalibrator):
         self.values_ = np.concatenate([v for _, v in maps])
         self.offsets_ = np.cumsum(lengths, axis=0)
         self.n_classes_ = int(k)
-        return self
 
     def _parts(self, n: int):
         """Row indices of steps 1, 2 and 3 (the same array three times with ``split="none"``)."""
@@ -350,6 +407,17 @@ class ScalingBinning(BaseCalibrator):
     def _predict_proba(self, X):
         z = np.asarray(check_predict_logits(X, self.n_classes_, type(self).__name__),
                        dtype=np.float64)
+        q = self._mapped(z)
+        a = float(getattr(self, "ts_weight_", 0.0))  # files saved before it: the map
+        return q if a == 0 else (1 - a) * q + a * self._reference(z)
+
+    def _reference(self, z: np.ndarray) -> np.ndarray:
+        """``softmax(z / ts_temperature_)`` floored as the output (the mixture's other end)."""
+        floor = float(self.prob_floor)
+        return (1.0 - z.shape[1] * floor) * softmax(z / float(self.ts_temperature_)) + floor
+
+    def _mapped(self, z: np.ndarray) -> np.ndarray:
+        """Scaling-binning alone (floored) on float64 logits."""
         g = self._scaled(z)
         k = z.shape[1]
         if self.multiclass == "top_label":
