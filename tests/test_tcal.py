@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from calkit.metrics import debiased_plugin_ece, t_cal_test
-from calkit.metrics.tcal import _level_dpe, _partitions, n_levels
+from calkit.metrics.tcal import _level_dpe, _merge_plan, _partitions, n_levels
 
 
 def data_b():
@@ -57,7 +57,7 @@ def test_levels_from_counts_equal_explicit_resample():
     copies = np.bincount(idx, minlength=300)[None, :]
     hits = np.bincount(idx, weights=y_star, minlength=300)[None, :]
     levels = n_levels(300)
-    got = _level_dpe(_partitions(z, levels), z, copies, hits, levels)[0]
+    got = _level_dpe(_merge_plan(_partitions(z, levels), 300), z, copies, hits, levels)[0]
     for b in range(1, levels + 1):
         assert got[b - 1] == pytest.approx(
             debiased_plugin_ece(y_star, z[idx], n_bins=2 ** b, view="positive"), abs=1e-12)
