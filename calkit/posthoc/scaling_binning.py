@@ -83,7 +83,7 @@ from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict
 from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, fit_temperature, score_folds
 from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import MULTICLASS, check_ts_weight, rescale_top_label
-from calkit.posthoc.binary import _fit_logistic
+from calkit.posthoc.binary import fit_platt
 from calkit.posthoc.temperature import TemperatureScaling
 
 SCALINGS = ("platt", "temperature")
@@ -332,9 +332,7 @@ class ScalingBinning(BaseCalibrator):
         else:
             self.temperature_ = 1.0
             x = self._features(z1)
-            self.coef_ = np.array([_fit_logistic(x[:, j:j + 1], targets[:, j],
-                                                 [(None, None), (None, None)])
-                                   for j in range(m)])
+            self.coef_ = np.column_stack(fit_platt(x, targets))  # (M, 2): 0/1 targets
         g_edges = self._scaled(z[edge_rows])
         g_means = g_edges if mean_rows is edge_rows else self._scaled(z[mean_rows])
         maps = [self._bins(g_edges[:, j], g_means[:, j]) for j in range(m)]
