@@ -27,6 +27,7 @@ class                           method
 ``ConsistencyCalibration``      agreement under logit noise (arXiv 2410.12295)
 ``FeatureClipping``             clip features, re-apply the head (2410.19796)
 ``CalibratedModel``             classifier + calibrator (prefit or cross-fitted)
+``VennAbersCalibration``        Venn-Abers (p0, p1) intervals, IVAP / CVAP
 ==============================  ============================================
 """
 
@@ -85,3 +86,7 @@ __all__ += ["ScalingBinning"]
 from calkit.posthoc.auto import AutoCalibration  # noqa: E402
 
 __all__ += ["AutoCalibration"]
+
+from calkit.posthoc.venn_abers import VennAbersCalibration, venn_abers_interval  # noqa: E402
+
+__all__ += ["VennAbersCalibration", "venn_abers_interval"]
