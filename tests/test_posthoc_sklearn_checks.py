@@ -32,6 +32,7 @@ from calkit.posthoc import (
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
+    VennAbersCalibration,
 )
 
 _BLOBS = ("make_blobs data: 3 classes on 2 feature columns, but a calibrator reads one "
@@ -48,6 +49,8 @@ _MONTE_CARLO = ("vote shares are Monte-Carlo estimates: the noise is drawn for t
                 "batch size (and a repeated row gets draws of its own)")
 _ECE_BINS = ("criterion='ece' is the 15-bin ECE, which needs at least 15 calibration "
              "samples; the check fits on fewer (criterion='nll' passes)")
+_FOLDS = ("a cross Venn-Abers predictor splits the rows into folds by a seeded permutation, "
+          "so repeated rows fall into other folds than one row of weight 2")
 _BINARY_COLUMNS = ("binary calibrators read X as 1-D scores or (N, 2) logits; the check "
                    "feeds 3 or more feature columns")
 
@@ -75,7 +78,8 @@ def expected_failures(est) -> dict[str, str]:
             out["check_fit1d"] = "1-D X is Platt scaling's own input (real-valued scores)"
         return out
     out = dict(MULTICLASS_FAILURES)
-    if not isinstance(est, VectorScaling | MatrixScaling | DirichletCalibration):
+    if not isinstance(est, VectorScaling | MatrixScaling | DirichletCalibration
+                      | VennAbersCalibration):  # Venn-Abers predicts the one class it saw
         out["check_classifiers_one_label"] = _ONE_LABEL
     if isinstance(est, DirichletCalibration) and est.max_iter > 100:  # run to convergence
         out["check_sample_weight_equivalence_on_dense_data"] = _TOLERANCE
@@ -83,6 +87,8 @@ def expected_failures(est) -> dict[str, str]:
         out["check_decision_proba_consistency"] = _DECISION
         out["check_classifiers_classes"] = _BLOBS + "; and " + _DECISION
         out["check_classifiers_train"] = _BLOBS + "; and " + _DECISION
+    if isinstance(est, VennAbersCalibration) and est.n_folds is not None:
+        out["check_sample_weight_equivalence_on_dense_data"] = _FOLDS
     if isinstance(est, ConsistencyCalibration):
         # the noise is drawn per row, so a repeated row gets new noise, not its twin's
         out["check_sample_weight_equivalence_on_dense_data"] = _MONTE_CARLO
@@ -108,6 +114,8 @@ LIGHT = [
     BetaCalibration(),
     DirichletCalibration(max_iter=50),
     ConsistencyCalibration(noise_scales=[0.5, 2.0], n_perturbations=20, criterion="nll"),
+    VennAbersCalibration(),
+    VennAbersCalibration(multiclass="one_vs_rest", n_folds=2),
 ]
 
 

@@ -431,7 +431,8 @@ class VennAbersCalibration(BaseCalibrator):
         n = len(labels)
         n_folds = self.n_folds or 1
         if n_folds > n:
-            raise ValueError(f"n_folds={n_folds} is more than the {n} calibration samples")
+            raise ValueError(f"n_folds={n_folds} folds need at least {n_folds} calibration "
+                             f"samples, got n_samples={n}")
         folds = self._folds(labels, n_folds)
         w_all = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
         maps = []
