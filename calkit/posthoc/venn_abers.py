@@ -105,19 +105,21 @@ def _hull_parents(xs: np.ndarray, ys: np.ndarray, reverse: bool) -> np.ndarray:
     n = len(xs)
     x, y = xs.tolist(), ys.tolist()
     parent = [-1] * n
-    stack: list[int] = []
+    stack = [0] * n
+    top = -1
     sign = -1.0 if reverse else 1.0  # the cross product's sign flips with the direction
     for i in (range(n - 1, -1, -1) if reverse else range(n)):
         xi, yi = x[i], y[i]
-        while len(stack) >= 2:
-            a, b = stack[-1], stack[-2]  # a is dropped when it lies on or above b -> i
-            if sign * ((y[a] - y[b]) * (xi - x[b]) - (yi - y[b]) * (x[a] - x[b])) >= 0:
-                stack.pop()
-            else:
+        while top >= 1:
+            a, b = stack[top], stack[top - 1]  # a is dropped when on or above b -> i
+            xb, yb = x[b], y[b]
+            if sign * ((y[a] - yb) * (xi - xb) - (yi - yb) * (x[a] - xb)) < 0:
                 break
-        if stack:
-            parent[i] = stack[-1]
-        stack.append(i)
+            top -= 1
+        if top >= 0:
+            parent[i] = stack[top]
+        top += 1
+        stack[top] = i
     return np.asarray(parent, dtype=np.int64)
 
 
@@ -167,21 +169,19 @@ def _walk(slots, start, parent, lifting, moves):
     return cur
 
 
-def _p1_slots(w: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _p1_slots(xs: np.ndarray, ys: np.ndarray, lpar: np.ndarray, rpar: np.ndarray) -> np.ndarray:
     """Isotonic value of a test object with label 1 in each of the ``k + 1`` slots.
 
-    ``w`` (k,) are the positive weights and ``u`` (k,) the weighted label sums of
-    the sorted unique calibration scores; slot ``i`` lies after group ``i``
-    (``0``: below every score).  Module docstring: prefix hull of
-    ``A_m = P_m - (1, 1)`` (``m <= i``), suffix hull of ``P_b`` (``b >= i``), the
-    slope of their lower bridge, found for all slots at once by alternating
-    tangent walks (the right end only moves right, the left end only left).
+    ``(xs, ys)`` (k + 1,) is the cumulative-sum diagram of the sorted unique
+    calibration scores (``P_0 = (0, 0)``), ``lpar`` / ``rpar`` the parent links of
+    its prefix and suffix hulls (:func:`_hull_parents`); slot ``i`` lies after
+    group ``i`` (``0``: below every score).  Module docstring: prefix hull of
+    ``A_m = P_m - (1, 1)`` (``m <= i``; the shift does not change the hull),
+    suffix hull of ``P_b`` (``b >= i``), the slope of their lower bridge, found for
+    all slots at once by alternating tangent walks (the right end only moves
+    right, the left end only left).
     """
-    k = len(w)
-    xs = np.concatenate([[0.0], np.cumsum(w, dtype=np.float64)])
-    ys = np.concatenate([[0.0], np.cumsum(u, dtype=np.float64)])
-    lpar = _hull_parents(xs, ys, reverse=False)  # prefix hulls (the shift cancels)
-    rpar = _hull_parents(xs, ys, reverse=True)   # suffix hulls
+    k = len(xs) - 1
     llift, rlift = _Lifting(lpar), _Lifting(rpar)
 
     def right_moves(s, c, n):  # P_n on or below the line A_cl(s) -> P_c
@@ -213,12 +213,28 @@ def _fit_slots(scores: np.ndarray, targets: np.ndarray, sample_weight: np.ndarra
     else:
         w = np.ones(len(scores))
     c, inverse = np.unique(scores, return_inverse=True)
-    weight = np.bincount(inverse, weights=w, minlength=len(c))
-    ones = np.bincount(inverse, weights=w * targets, minlength=len(c))
-    ones = np.minimum(ones, weight)  # float sums: never more ones than weight
-    p1 = _p1_slots(weight, ones)
-    p0 = 1.0 - _p1_slots(weight[::-1], (weight - ones)[::-1])[::-1]
+    k = len(c)
+    weight = np.bincount(inverse, weights=w, minlength=k)
+    ones = np.minimum(np.bincount(inverse, weights=w * targets, minlength=k), weight)
+    xs = np.concatenate([[0.0], np.cumsum(weight)])
+    ys = np.concatenate([[0.0], np.cumsum(ones)])
+    lpar = _hull_parents(xs, ys, reverse=False)
+    rpar = _hull_parents(xs, ys, reverse=True)
+    p1 = _p1_slots(xs, ys, lpar, rpar)
+    # p0 is 1 - p1 of the mirror image (scores reversed, labels flipped), whose diagram
+    # (W - x, (W - Y) - (x - y)) reversed is a reflection and a shear of this one: same
+    # hulls, prefixes and suffixes swapped
+    xm = xs[-1] - xs[::-1]
+    ym = (xs[-1] - ys[-1]) - (xs - ys)[::-1]
+    p0 = 1.0 - _p1_slots(xm, ym, _mirror(rpar), _mirror(lpar))[::-1]
     return c, np.minimum(p0, p1), p1
+
+
+def _mirror(parent: np.ndarray) -> np.ndarray:
+    """Parent links of the mirrored diagram (index ``j`` is ``k - j``; roots stay -1)."""
+    k = len(parent) - 1
+    rev = parent[::-1]
+    return np.where(rev < 0, -1, k - rev)
 
 
 def _read_slots(c, p0, p1, s):
