@@ -37,7 +37,7 @@ MULTICLASS = [
     IsotonicCalibration(),
     IsotonicCalibration(multiclass="one_vs_rest"),
     VennAbersCalibration(),
-    VennAbersCalibration(multiclass="one_vs_rest", n_folds=3),
+    VennAbersCalibration(multiclass="one_vs_one", n_folds=3),
 ]
 BINARY = [PlattScaling(), BetaCalibration()]
 

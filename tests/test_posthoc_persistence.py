@@ -55,8 +55,8 @@ EXAMPLES = {
     "ScalingBinning-ovr": lambda: posthoc.ScalingBinning(
         n_bins=3, scaling="temperature", multiclass="one_vs_rest").fit(Z, Y),
     "VennAbersCalibration": lambda: posthoc.VennAbersCalibration().fit(Z, Y),
-    "VennAbersCalibration-ovr-cv": lambda: posthoc.VennAbersCalibration(
-        multiclass="one_vs_rest", n_folds=3, merge="brier").fit(Z, Y),
+    "VennAbersCalibration-ovo-cv": lambda: posthoc.VennAbersCalibration(
+        multiclass="one_vs_one", n_folds=3, merge="brier").fit(Z, Y),
 }
 #: calibrators whose save writes another calibrator (AutoCalibration: the one it chose)
 DELEGATING = {"AutoCalibration"}

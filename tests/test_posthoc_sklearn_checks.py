@@ -115,7 +115,7 @@ LIGHT = [
     DirichletCalibration(max_iter=50),
     ConsistencyCalibration(noise_scales=[0.5, 2.0], n_perturbations=20, criterion="nll"),
     VennAbersCalibration(),
-    VennAbersCalibration(multiclass="one_vs_rest", n_folds=2),
+    VennAbersCalibration(multiclass="one_vs_one", n_folds=2),
 ]
 
 

@@ -134,10 +134,10 @@ def test_interval_properties(cal, test, rnd):
 def test_binary_logits_are_the_1d_score_difference():
     z, y = _logits(k=2)
     d = z[:, 1] - z[:, 0]
-    a = VennAbersCalibration().fit(z, y).predict_proba(z)
+    a = VennAbersCalibration(multiclass="one_vs_one").fit(z, y).predict_proba(z)
     b = VennAbersCalibration().fit(d, y).predict_proba(d)
     np.testing.assert_allclose(a[:, 1], b, atol=1e-15)
-    iv = VennAbersCalibration().fit(z, y).predict_interval(z)
+    iv = VennAbersCalibration(multiclass="one_vs_one").fit(z, y).predict_interval(z)
     p0, p1 = venn_abers_interval(d, y, d)
     np.testing.assert_allclose(iv[:, 1], np.c_[p0, p1], atol=1e-15)
     np.testing.assert_allclose(iv[:, 0], np.c_[1 - p1, 1 - p0], atol=1e-15)
@@ -156,7 +156,7 @@ def test_one_vs_rest_and_pairwise_by_hand():
         q[:, c] = p1 / (1 - p0 + p1)
     np.testing.assert_allclose(ovr.predict_proba(test), q / q.sum(1, keepdims=True), atol=1e-14)
 
-    ovo = VennAbersCalibration(floor=0.0).fit(z, y)
+    ovo = VennAbersCalibration(multiclass="one_vs_one", floor=0.0).fit(z, y)
     inv = np.zeros((30, 4))
     for i in range(4):
         for j in range(i + 1, 4):

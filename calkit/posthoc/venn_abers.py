@@ -42,16 +42,19 @@ the fold IVAPs' intervals ``(p0_f, p1_f)`` merged by the geometric means
 
 Multiclass (Manokhin, COPA 2017) on ``(N, K)`` logits ``z``:
 
-``"one_vs_one"`` (default)
+``"one_vs_rest"`` (default)
+    One IVAP per class on the logit of ``softmax(z)_k`` (the order of ``p_k``,
+    without rounding near 1) against ``y == k``; the merged probabilities are
+    renormalised.
+``"one_vs_one"``
     One IVAP per pair ``i < j``, on the calibration samples of classes ``i`` and
     ``j``, scoring ``z_j - z_i`` (the order of ``p_j / (p_i + p_j)``) against
     ``y == j``; the merged pairwise probabilities ``p_{i|ij}`` are combined as
     ``p_i = 1 / (sum_{j != i} 1 / p_{i|ij} - (K - 2))`` and renormalised.  For
-    ``K = 2`` this is the binary IVAP of ``z_1 - z_0``.
-``"one_vs_rest"``
-    One IVAP per class on the logit of ``softmax(z)_k`` (the order of ``p_k``,
-    without rounding near 1) against ``y == k``; the merged probabilities are
-    renormalised.
+    ``K = 2`` this is the binary IVAP of ``z_1 - z_0``.  With few calibration
+    samples per pair the formula pulls confident predictions down (CIFAR-10
+    ResNet-50, 5,000 calibration rows: test NLL 0.217 against 0.190 for
+    one-vs-rest).
 
 Both can **change the predicted class** (the classes are calibrated
 separately); ``accuracy_change_`` records the accuracy change on the fitting
@@ -308,9 +311,11 @@ class VennAbersCalibration(BaseCalibrator):
 
     Parameters
     ----------
-    multiclass : {"one_vs_one", "one_vs_rest"}, default="one_vs_one"
+    multiclass : {"one_vs_rest", "one_vs_one"}, default="one_vs_rest"
         How ``(N, K)`` logits are split into binary problems (module docstring);
-        unused for 1-D scores.
+        unused for 1-D scores.  One-vs-rest had the lower test NLL and ECE on
+        both CIFAR-10 ResNet-50 models of ``../shared/data`` (user guide); for a
+        plain binary IVAP of ``(N, 2)`` logits use ``"one_vs_one"`` (or 1-D scores).
     n_folds : int, optional
         ``None`` (default): one inductive predictor on the whole calibration set
         (IVAP).  An int ``>= 2``: a cross Venn-Abers predictor, one IVAP per
@@ -353,14 +358,14 @@ class VennAbersCalibration(BaseCalibrator):
 
     The interval is wide near the top, where few calibration scores lie above.
 
-    Multiclass logits, pairwise (the default) or one-vs-rest, and a CVAP:
+    Multiclass logits, one-vs-rest (the default) or pairwise, and a CVAP:
 
     >>> z = rng.normal(size=(1500, 3)) * 3
     >>> y = np.where(rng.random(1500) < 0.6, z.argmax(1), rng.integers(0, 3, 1500))
-    >>> p = VennAbersCalibration().fit(z, y).predict_proba(z[:2])
+    >>> p = VennAbersCalibration(multiclass="one_vs_one").fit(z, y).predict_proba(z[:2])
     >>> p.sum(axis=1).round(12).tolist()
     [1.0, 1.0]
-    >>> cv = VennAbersCalibration(multiclass="one_vs_rest", n_folds=5).fit(z, y)
+    >>> cv = VennAbersCalibration(n_folds=5).fit(z, y)
     >>> cv.predict_interval(z[:1]).shape   # (folds, rows, classes, (p0, p1))
     (5, 1, 3, 2)
     """
@@ -380,7 +385,7 @@ class VennAbersCalibration(BaseCalibrator):
         "random_state": ValueSpec("int")}
     _native_1d = True
 
-    def __init__(self, multiclass: str = "one_vs_one", n_folds: int | None = None,
+    def __init__(self, multiclass: str = "one_vs_rest", n_folds: int | None = None,
                  merge: str = "log", floor: float = 1e-12, random_state: int = 0):
         self.multiclass = multiclass
         self.n_folds = n_folds
