@@ -197,8 +197,25 @@ def _p1_slots(xs: np.ndarray, ys: np.ndarray, lpar: np.ndarray, rpar: np.ndarray
 
     cl = np.arange(k + 1)
     cr = np.arange(k + 1)
+    # both ends step at once while either may: a step that is valid for the current ends
+    # never passes the bridge (the left end stays right of it, the right end left of it),
+    # so steps may be taken in any order; where neither end moves, both are tangent
     todo = np.arange(k + 1)
-    while todo.size:
+    for _ in range(_LINEAR):
+        lft, rgt = cl[todo], cr[todo]
+        nl, nr = lpar[lft], rpar[rgt]
+        nl0, nr0 = np.maximum(nl, 0), np.maximum(nr, 0)
+        lx, ly = xs[lft] - 1.0, ys[lft] - 1.0
+        rx, ry = xs[rgt], ys[rgt]
+        go_r = (nr >= 0) & ((ys[nr0] - ly) * (rx - lx) <= (ry - ly) * (xs[nr0] - lx))
+        rx, ry = rx + 1.0, ry + 1.0  # the A's as plain P's
+        go_l = (nl >= 0) & ((ry - ys[nl0]) * (rx - xs[lft]) > (ry - ys[lft]) * (rx - xs[nl0]))
+        cr[todo[go_r]] = nr[go_r]
+        cl[todo[go_l]] = nl[go_l]
+        todo = todo[go_r | go_l]
+        if not todo.size:
+            break
+    while todo.size:  # long walks: alternate tangent walks with binary lifting
         cr[todo] = _walk(todo, cr[todo], rpar, rlift, right_moves)
         new = _walk(todo, cl[todo], lpar, llift, left_moves)
         moved = new != cl[todo]
