@@ -20,12 +20,15 @@ multiplicities, the cumulative-sum diagram ``P_0 = (0, 0)``,
 greatest convex minorant.  A test object with label 1 between groups ``i`` and
 ``i + 1`` is the segment ``P_i - (1, 1) -> P_i`` with the points on its left
 shifted by ``-(1, 1)``, and its isotonic value is the slope of the lower bridge
-between the convex hull of the shifted prefix and the hull of the suffix.  The
-prefix hulls come from one left-to-right Graham scan, the suffix hulls from
-one right-to-left scan undone point by point, and each bridge from two
-monotone galloping walks, so all ``k + 1`` values of ``p1`` (and, by the
-mirror image ``s -> -s``, ``y -> 1 - y``, of ``p0``) take ``O(k log k)``
-once; a test score then costs two binary searches (``O(log k)``).  A test
+between the convex hull of the shifted prefix and the hull of the suffix.  One
+left-to-right and one right-to-left Graham scan (``O(k)``) give every prefix
+and suffix hull at once as parent links (the stack below each point when it was
+pushed); the bridges of all ``k + 1`` slots are then found together, both ends
+walking outwards along their links in vectorised steps (a few per slot on real
+data), with binary lifting (``O(log k)`` per walk) for the rare long walks.
+The mirror image (``s -> -s``, ``y -> 1 - y``) gives ``p0`` from the same two
+scans, since its diagram is a reflection and a shear of this one.  After the
+sort, a test score costs two binary searches (``O(log k)``).  A test
 score equal to a calibration score reads ``p1`` just left of its tie group and
 ``p0`` just right of it (the pooled values, as ``venn-abers``'s ``calc_probs``).
 
@@ -130,8 +133,8 @@ class _Lifting:
     """Ancestor tables: ``up[j][v]`` is the ``2^j``-th parent (a root is its own), lazily."""
 
     def __init__(self, parent: np.ndarray):
-        root = parent < 0
-        self.up = [np.where(root, np.arange(len(parent)), parent)]
+        root = parent < 0  # int32 links: half the memory of the ~log2(k) levels
+        self.up = [np.where(root, np.arange(len(parent)), parent).astype(np.int32)]
 
     def level(self, j: int) -> np.ndarray:
         while len(self.up) <= j:
