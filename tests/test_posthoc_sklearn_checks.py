@@ -115,7 +115,6 @@ LIGHT = [
     DirichletCalibration(max_iter=50),
     ConsistencyCalibration(noise_scales=[0.5, 2.0], n_perturbations=20, criterion="nll"),
     VennAbersCalibration(),
-    VennAbersCalibration(multiclass="one_vs_one", n_folds=2),
 ]
 
 
@@ -133,7 +132,8 @@ def test_sklearn_checks(estimator, check):
 
 @pytest.mark.slow
 @parametrize_with_checks([VectorScaling(), MatrixScaling(), DirichletCalibration(),
-                          HistogramBinning(n_bins=10), ConsistencyCalibration(n_perturbations=50)],
+                          HistogramBinning(n_bins=10), ConsistencyCalibration(n_perturbations=50),
+                          VennAbersCalibration(multiclass="one_vs_one", n_folds=2)],
                          expected_failed_checks=expected_failures, xfail_strict=True)
 def test_sklearn_checks_defaults(estimator, check):
     _run(estimator, check)

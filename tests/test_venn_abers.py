@@ -285,6 +285,20 @@ def test_clone_and_torch_input():
     np.testing.assert_allclose(out.numpy(), est.predict_proba(z.astype(np.float32)), atol=1e-6)
 
 
+def test_a_named_candidate_of_auto_calibration_and_the_cli_table():
+    from calkit.cli.calibrate import methods
+    from calkit.posthoc import AutoCalibration
+    from calkit.posthoc.auto import default_candidates
+
+    assert methods()["venn_abers"] == "VennAbersCalibration"
+    assert "venn_abers" not in default_candidates(10)
+    z, y = _logits(n=300)
+    auto = AutoCalibration(candidates=["ts", "venn_abers"], cv=3).fit(z, y)
+    assert list(auto.cv_results_["param_candidate"]) == ["ts", "venn_abers"]
+    assert list(auto.cv_results_["status"]) == ["ok", "ok"]
+    assert auto.predict_proba(z).shape == z.shape
+
+
 # ---------------------------------------------------------------------------- the peer package
 def test_matches_the_venn_abers_package():
     pkg = pytest.importorskip("venn_abers")
