@@ -299,6 +299,23 @@ def test_a_named_candidate_of_auto_calibration_and_the_cli_table():
     assert auto.predict_proba(z).shape == z.shape
 
 
+def test_cli_calibrate_save_and_apply(tmp_path):
+    from calkit.cli import main
+
+    z, y = _logits(n=600, k=4, seed=5)
+    np.savez(tmp_path / "val.npz", logits=z[:300], labels=y[:300])
+    np.savez(tmp_path / "test.npz", logits=z[300:], labels=y[300:])
+    save = tmp_path / "va.json"
+    assert main(["calibrate", "--val", str(tmp_path / "val.npz"), "--test",
+                 str(tmp_path / "test.npz"), "--method", "venn_abers", "--save", str(save),
+                 "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
+    out = tmp_path / "calibrated.npz"
+    assert main(["apply", str(save), str(tmp_path / "test.npz"), "--out", str(out)]) == 0
+    direct = VennAbersCalibration().fit(z[:300], y[:300]).predict_proba(z[300:])
+    with np.load(out, allow_pickle=False) as d:
+        np.testing.assert_allclose(d["probs"], direct, rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------- the peer package
 def test_matches_the_venn_abers_package():
     pkg = pytest.importorskip("venn_abers")
