@@ -115,7 +115,7 @@ def test_zero_weights_remove_points_and_an_empty_set_gives_the_widest_interval()
 def test_interval_properties(cal, test, rnd):
     s = np.array([a for a, _ in cal], float)
     y = np.array([b for _, b in cal], float)
-    t = np.array(test, float) / 1.0
+    t = np.array(test, float)
     p0, p1 = venn_abers_interval(s, y, t)
     assert np.all(p0 <= p1) and np.all(p0 >= 0) and np.all(p1 <= 1)
     assert np.all(p1 > 0) and np.all(p0 < 1)  # the test object is in its own pool
@@ -208,8 +208,7 @@ def test_accuracy_change_and_labels_and_frames():
     names = np.array(["cat", "dog", "eel"])[y]
     named = VennAbersCalibration().fit(z, names)
     assert named.classes_.tolist() == ["cat", "dog", "eel"]
-    np.testing.assert_array_equal(named.predict(z), names[0:0].tolist() or
-                                  np.array(["cat", "dog", "eel"])[est.predict(z)])
+    np.testing.assert_array_equal(named.predict(z), np.array(["cat", "dog", "eel"])[est.predict(z)])
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(z, columns=["a", "b", "c"])
     np.testing.assert_array_equal(VennAbersCalibration().fit(frame, pd.Series(y))
