@@ -315,6 +315,26 @@ def test_cli_calibrate_save_and_apply(tmp_path):
         np.testing.assert_allclose(d["probs"], direct, rtol=1e-12)
 
 
+def test_real_cifar10_outputs(shared_data):
+    """The user guide's table: one-vs-rest beats temperature scaling's NLL, pairwise does not."""
+    import calkit
+    from calkit.posthoc import TemperatureScaling
+
+    folder = shared_data("cifar10_resnet50_ce_vs_focal")
+    with np.load(folder / "resnet50_cifar10_cross_entropy_val_0.1_vanilla.npz") as d:
+        zv, yv = d["logits"], d["labels"]
+    with np.load(folder / "resnet50_cifar10_cross_entropy_test_0.9_vanilla.npz") as d:
+        zt, yt = d["logits"][:4000], d["labels"][:4000]
+    ts = calkit.nll(yt, TemperatureScaling().fit(zv, yv).predict_proba(zt))
+    ovr = VennAbersCalibration().fit(zv, yv)
+    p = ovr.predict_proba(zt)
+    assert calkit.nll(yt, p) < ts
+    assert calkit.nll(yt, VennAbersCalibration(multiclass="one_vs_one").fit(zv, yv)
+                      .predict_proba(zt)) > calkit.nll(yt, p)
+    iv = ovr.predict_interval(zt)
+    assert np.all(iv[..., 0] <= iv[..., 1]) and np.median(iv[..., 1] - iv[..., 0]) < 0.01
+
+
 # ---------------------------------------------------------------------------- the peer package
 @pytest.mark.peers
 def test_matches_the_venn_abers_package():
