@@ -369,3 +369,15 @@ def test_matches_the_venn_abers_package():
             iv = est.predict_interval(zt)
             for c in range(4):
                 np.testing.assert_allclose(iv[:, c], p01[c], atol=1e-12)
+
+
+def test_row_blocks_change_nothing(monkeypatch):
+    z, y = _logits(n=200, k=4)
+    for est in (VennAbersCalibration(multiclass="one_vs_one"), VennAbersCalibration(n_folds=2)):
+        est.fit(z, y)
+        whole_p, whole_iv = est.predict_proba(z), est.predict_interval(z)
+        monkeypatch.setattr(va_module, "_BLOCK_ENTRIES", 50)  # blocks of a few rows
+        assert len(est._row_blocks(len(z))) > 10
+        np.testing.assert_array_equal(est.predict_proba(z), whole_p)
+        np.testing.assert_array_equal(est.predict_interval(z), whole_iv)
+        monkeypatch.undo()

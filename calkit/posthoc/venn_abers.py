@@ -96,6 +96,9 @@ MERGES = ("log", "brier")
 
 
 # ---------------------------------------------------------------------- the fast fit
+#: (p0, p1) values held at once when predicting (rows are taken in blocks; one-vs-one has
+#: K (K - 1) / 2 predictors per row)
+_BLOCK_ENTRIES = 1 << 21
 #: steps of a bridge walk taken one at a time (for all slots at once) before binary lifting
 _LINEAR = 16
 
@@ -566,7 +569,18 @@ class VennAbersCalibration(BaseCalibrator):
         out = q if self.multiclass == "one_vs_rest" else self._pairwise(q, q)
         return out / out.sum(axis=1, keepdims=True)
 
+    def _row_blocks(self, n: int) -> list[slice]:
+        """Row blocks holding at most :data:`_BLOCK_ENTRIES` (p0, p1) values at a time."""
+        step = max(1, _BLOCK_ENTRIES // max(1, len(self.offsets_) - 1))
+        return [slice(s, s + step) for s in range(0, max(n, 1), step)]
+
     def _predict_proba(self, X):
+        blocks = self._row_blocks(len(X))
+        if len(blocks) == 1:
+            return self._predict_proba_rows(X)
+        return np.concatenate([self._predict_proba_rows(X[b]) for b in blocks])
+
+    def _predict_proba_rows(self, X):
         p0, p1, one_d = self._intervals(X)
         q = _merge(p0, p1, self.merge)
         if one_d:
@@ -608,6 +622,13 @@ class VennAbersCalibration(BaseCalibrator):
         self._check_fitted()
         X, _ = predict_input(self, X)
         X = np.asarray(to_numpy(X))
+        blocks = self._row_blocks(len(X))
+        if len(blocks) == 1:
+            return self._interval_rows(X)
+        return np.concatenate([self._interval_rows(X[b]) for b in blocks],
+                              axis=1 if self.n_folds else 0)
+
+    def _interval_rows(self, X) -> np.ndarray:
         p0, p1, one_d = self._intervals(X)
         if one_d:
             out = np.stack([p0[..., 0], p1[..., 0]], axis=-1)
