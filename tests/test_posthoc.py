@@ -19,6 +19,7 @@ from calkit.posthoc import (
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
+    VennAbersCalibration,
     load_calibrator,
 )
 from calkit.posthoc.model import METHODS
@@ -35,6 +36,8 @@ MULTICLASS = [
     HistogramBinning(n_bins=8, strategy="uniform", multiclass="one_vs_rest"),
     IsotonicCalibration(),
     IsotonicCalibration(multiclass="one_vs_rest"),
+    VennAbersCalibration(),
+    VennAbersCalibration(multiclass="one_vs_one", n_folds=3),
 ]
 BINARY = [PlattScaling(), BetaCalibration()]
 

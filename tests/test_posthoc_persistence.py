@@ -60,6 +60,9 @@ EXAMPLES = {
     "PerLabelTemperature": lambda: posthoc.PerLabelTemperature().fit(ZL, YL),
     "PerLabelPlatt": lambda: posthoc.PerLabelPlatt().fit(ZL, YL),
     "PerLabelIsotonic": lambda: posthoc.PerLabelIsotonic().fit(ZL, YL),
+    "VennAbersCalibration": lambda: posthoc.VennAbersCalibration().fit(Z, Y),
+    "VennAbersCalibration-ovo-cv": lambda: posthoc.VennAbersCalibration(
+        multiclass="one_vs_one", n_folds=3, merge="brier").fit(Z, Y),
 }
 #: calibrators whose save writes another calibrator (AutoCalibration: the one it chose)
 DELEGATING = {"AutoCalibration", "MultilabelCalibration"}

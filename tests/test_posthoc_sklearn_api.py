@@ -30,6 +30,7 @@ from calkit.posthoc import (
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
+    VennAbersCalibration,
     load_calibrator,
     make_calibration_scorer,
 )
@@ -58,6 +59,7 @@ MULTICLASS_WEIGHTED = [
     HistogramBinning(n_bins=10), HistogramBinning(n_bins=8, strategy="uniform"),
     HistogramBinning(n_bins=6, multiclass="one_vs_rest", closed="left"),
     IsotonicCalibration(), IsotonicCalibration(multiclass="one_vs_rest"),
+    VennAbersCalibration(), VennAbersCalibration(multiclass="one_vs_one"),
 ]
 
 

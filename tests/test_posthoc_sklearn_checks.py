@@ -36,6 +36,7 @@ from calkit.posthoc import (
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
+    VennAbersCalibration,
 )
 
 _BLOBS = ("make_blobs data: 3 classes on 2 feature columns, but a calibrator reads one "
@@ -52,6 +53,8 @@ _MONTE_CARLO = ("vote shares are Monte-Carlo estimates: the noise is drawn for t
                 "batch size (and a repeated row gets draws of its own)")
 _ECE_BINS = ("criterion='ece' is the 15-bin ECE, which needs at least 15 calibration "
              "samples; the check fits on fewer (criterion='nll' passes)")
+_FOLDS = ("a cross Venn-Abers predictor splits the rows into folds by a seeded permutation, "
+          "so repeated rows fall into other folds than one row of weight 2")
 _BINARY_COLUMNS = ("binary calibrators read X as 1-D scores or (N, 2) logits; the check "
                    "feeds 3 or more feature columns")
 
@@ -121,7 +124,8 @@ def expected_failures(est) -> dict[str, str]:
             out["check_fit1d"] = "1-D X is Platt scaling's own input (real-valued scores)"
         return out
     out = dict(MULTICLASS_FAILURES)
-    if not isinstance(est, VectorScaling | MatrixScaling | DirichletCalibration):
+    if not isinstance(est, VectorScaling | MatrixScaling | DirichletCalibration
+                      | VennAbersCalibration):  # Venn-Abers predicts the one class it saw
         out["check_classifiers_one_label"] = _ONE_LABEL
     if isinstance(est, DirichletCalibration) and est.max_iter > 100:  # run to convergence
         out["check_sample_weight_equivalence_on_dense_data"] = _TOLERANCE
@@ -129,6 +133,8 @@ def expected_failures(est) -> dict[str, str]:
         out["check_decision_proba_consistency"] = _DECISION
         out["check_classifiers_classes"] = _BLOBS + "; and " + _DECISION
         out["check_classifiers_train"] = _BLOBS + "; and " + _DECISION
+    if isinstance(est, VennAbersCalibration) and est.n_folds is not None:
+        out["check_sample_weight_equivalence_on_dense_data"] = _FOLDS
     if isinstance(est, ConsistencyCalibration):
         # the noise is drawn per row, so a repeated row gets new noise, not its twin's
         out["check_sample_weight_equivalence_on_dense_data"] = _MONTE_CARLO
@@ -155,6 +161,7 @@ LIGHT = [
     DirichletCalibration(max_iter=50),
     ConsistencyCalibration(noise_scales=[0.5, 2.0], n_perturbations=20, criterion="nll"),
     PerLabelTemperature(),  # the per-label base; the other per-label classes: slow run
+    VennAbersCalibration(),
 ]
 
 
@@ -172,7 +179,8 @@ def test_sklearn_checks(estimator, check):
 
 @pytest.mark.slow
 @parametrize_with_checks([VectorScaling(), MatrixScaling(), DirichletCalibration(),
-                          HistogramBinning(n_bins=10), ConsistencyCalibration(n_perturbations=50)],
+                          HistogramBinning(n_bins=10), ConsistencyCalibration(n_perturbations=50),
+                          VennAbersCalibration(multiclass="one_vs_one", n_folds=2)],
                          expected_failed_checks=expected_failures, xfail_strict=True)
 def test_sklearn_checks_defaults(estimator, check):
     _run(estimator, check)

@@ -75,7 +75,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="labels of --test, when it holds scores only (.npy)")
     ca.add_argument("--method", default=None, metavar="NAME",
                     help="ts (temperature scaling, default), ets, vs, ms, dirichlet, spline, "
-                    "histogram, isotonic, scaling_binning; platt or beta for binary tasks "
+                    "histogram, isotonic, scaling_binning, venn_abers; platt or beta for binary "
+                    "tasks "
                     "(default for --confidence tables: platt); auto: cross-validated choice "
                     "among the fast calibrators by --criterion (the table is printed)")
     ca.add_argument("--criterion", choices=("nll", "ece", "brier"), default="nll",

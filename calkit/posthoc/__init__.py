@@ -27,6 +27,7 @@ class                           method
 ``ConsistencyCalibration``      agreement under logit noise (arXiv 2410.12295)
 ``FeatureClipping``             clip features, re-apply the head (2410.19796)
 ``CalibratedModel``             classifier + calibrator (prefit or cross-fitted)
+``VennAbersCalibration``        Venn-Abers (p0, p1) intervals, IVAP / CVAP
 ==============================  ============================================
 """
 
@@ -94,3 +95,6 @@ from calkit.posthoc.multilabel import (  # noqa: E402
 )
 
 __all__ += ["MultilabelCalibration", "PerLabelIsotonic", "PerLabelPlatt", "PerLabelTemperature"]
+from calkit.posthoc.venn_abers import VennAbersCalibration, venn_abers_interval  # noqa: E402
+
+__all__ += ["VennAbersCalibration", "venn_abers_interval"]

@@ -66,6 +66,7 @@ CALIBRATORS = {
     "SplineCalibration": "calkit.posthoc.spline",
     "TemperatureScaling": "calkit.posthoc.temperature",
     "VectorScaling": "calkit.posthoc.temperature",
+    "VennAbersCalibration": "calkit.posthoc.venn_abers",
 }
 #: fitted attributes of the scikit-learn layer, saved in the file's "sklearn" entry
 SKLEARN_ATTRIBUTES = ("classes_", "n_features_in_", "feature_names_in_")

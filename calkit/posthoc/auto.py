@@ -43,6 +43,7 @@ from calkit.posthoc.isotonic import IsotonicCalibration
 from calkit.posthoc.scaling_binning import ScalingBinning
 from calkit.posthoc.spline import SplineCalibration
 from calkit.posthoc.temperature import MatrixScaling, TemperatureScaling, VectorScaling
+from calkit.posthoc.venn_abers import VennAbersCalibration
 
 #: candidate name -> calibrator class (built with its defaults)
 CANDIDATES: dict[str, type[BaseCalibrator]] = {
@@ -55,6 +56,7 @@ CANDIDATES: dict[str, type[BaseCalibrator]] = {
     "histogram": HistogramBinning,
     "scaling_binning": ScalingBinning,
     "isotonic": IsotonicCalibration,
+    "venn_abers": VennAbersCalibration,  # by name only: not a default candidate
 }
 #: the default candidate set: each default fit takes at most about a second on 5,000 x 100
 DEFAULT_CANDIDATES = ("ts", "ets", "spline", "histogram", "scaling_binning", "isotonic")

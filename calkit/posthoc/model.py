@@ -48,6 +48,7 @@ METHODS = {
     "isotonic": "IsotonicCalibration",
     "platt": "PlattScaling",
     "beta": "BetaCalibration",
+    "venn_abers": "VennAbersCalibration",
 }
 #: CalibratedClassifierCV's methods, with its definitions (module docstring)
 SKLEARN_METHODS = ("sigmoid", "isotonic", "temperature")
