@@ -107,8 +107,8 @@ def _merge_plan(partitions, n: int) -> list:
 def _bin_terms(s1: np.ndarray, s2: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Every bin's ``[(sum r)^2 - sum r^2] / n_b`` summed per resample (an empty bin adds 0).
 
-    Arrays are (bins, resamples), as everywhere in :func:`_level_dpe`."""
-    return ((s1 * s1 - s2) / np.maximum(count, 1.0)).sum(axis=0)
+    Arrays are (resamples, bins), as everywhere in :func:`_level_dpe`."""
+    return ((s1 * s1 - s2) / np.maximum(count, 1.0)).sum(axis=1)
 
 
 def _level_dpe(plan, z: np.ndarray, copies: np.ndarray, hits: np.ndarray,
@@ -118,28 +118,25 @@ def _level_dpe(plan, z: np.ndarray, copies: np.ndarray, hits: np.ndarray,
     ``copies[r, i]`` is how often sorted sample ``i`` is in resample ``r`` and
     ``hits[r, i]`` how many of those copies have target 1; returns (rows, levels).
     Each level comes from the one below through the bins that merge into it.
-    Bins run along the first axis, so every gather and sum moves whole rows of
-    resamples at once.
     """
     n = z.shape[0]
-    copies, hits = np.ascontiguousarray(copies.T), np.ascontiguousarray(hits.T)
-    zc = z[:, None]
-    s1 = copies * zc - hits                                       # sum of r = z - y
-    s2 = copies * (zc * zc) - 2.0 * zc * hits + hits              # sum of r^2 (y^2 = y)
+    s1 = copies * z - hits                                        # sum of r = z - y
+    s2 = copies * (z * z) - 2.0 * z * hits + hits                 # sum of r^2 (y^2 = y)
     count = copies.astype(np.float64)
     total = _bin_terms(s1, s2, count)
-    out = np.empty((copies.shape[1], levels))
+    out = np.empty((copies.shape[0], levels))
     for members, left, right, reps, heads, group_reps in plan:
         if left.size:                                    # pairs: one addition each
-            a, b = (s1[left], s2[left], count[left]), (s1[right], s2[right], count[right])
+            a = [np.take(x, left, axis=1) for x in (s1, s2, count)]
+            b = [np.take(x, right, axis=1) for x in (s1, s2, count)]
             merged = [u + v for u, v in zip(a, b, strict=True)]
             total = total + _bin_terms(*merged) - _bin_terms(*a) - _bin_terms(*b)
-            s1[left], s2[left], count[left] = merged
+            s1[:, left], s2[:, left], count[:, left] = merged
         if reps.size:                                    # groups of three or more
-            parts = s1[reps], s2[reps], count[reps]
-            merged = [np.add.reduceat(a, heads, axis=0) for a in parts]
+            parts = [np.take(x, reps, axis=1) for x in (s1, s2, count)]
+            merged = [np.add.reduceat(x, heads, axis=1) for x in parts]
             total = total + _bin_terms(*merged) - _bin_terms(*parts)
-            s1[group_reps], s2[group_reps], count[group_reps] = merged
+            s1[:, group_reps], s2[:, group_reps], count[:, group_reps] = merged
         out[:, [b - 1 for b in members]] = (total / n)[:, None]
     return out
 
