@@ -65,7 +65,7 @@ from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict
 from calkit.posthoc._blas import single_blas_thread
 from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._sklearn_api import predict_input
-from calkit.posthoc.temperature import TemperatureScaling, _affine_nll
+from calkit.posthoc.temperature import TemperatureScaling
 
 #: the normalised penalties tried by ``reg_lambda="auto"``, strongest first
 AUTO_GRID = tuple(10.0 ** e for e in range(6, -5, -1))
@@ -73,6 +73,9 @@ AUTO_GRID = tuple(10.0 ** e for e in range(6, -5, -1))
 CV_TOL = 1e-5
 #: a held-out NLL counts as a rise above the best one only beyond this relative margin
 RISE = 1e-4
+#: most entries of the solver's per-row Hessian blocks, (K, K + 1, K + 1) (else Jacobi)
+BLOCK_ELEMENTS = 1 << 22
+_BLOCK_WORK = 1 << 26  # multiply-adds behind the off-diagonal parts of the blocks
 
 
 def _full(free, k, ref_row):
@@ -91,6 +94,104 @@ def _penalty_weights(k, lam_off, lam_diag, mu):
     return weight
 
 
+class _OdirProblem:
+    """The penalised NLL on fixed data: features ``[log p | 1]``, labels, weights, penalty.
+
+    ``weight`` (K, K + 1) is the penalty of each entry of ``[W | b]``;
+    ``weights`` (N,) per-sample weights summing to one (None: the plain mean).
+    """
+
+    def __init__(self, logp, labels, weight, weights=None):
+        n, k = logp.shape
+        self.x = np.empty((n, k + 1))
+        self.x[:, :k] = logp
+        self.x[:, k] = 1.0
+        self.flat = np.arange(n) * k + np.asarray(labels)
+        self.w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64)
+        self.weight = weight
+
+    def value_grad(self, wb):
+        """Objective at ``[W | b]`` (K, K + 1) and its gradient (K, K + 1), in one pass."""
+        a = self.x @ wb.T
+        a -= a.max(axis=1, keepdims=True)
+        true = a.ravel()[self.flat]
+        np.exp(a, out=a)
+        s = a.sum(axis=1)
+        value = float(self.w @ (np.log(s) - true)) + float(np.vdot(self.weight * wb, wb))
+        a *= (self.w / s)[:, None]  # d NLL / d logits: weighted (p - onehot)
+        a.ravel()[self.flat] -= self.w
+        return value, a.T @ self.x + 2 * self.weight * wb
+
+    def hessian_blocks(self, wb, rows):
+        """Hessian blocks of the first ``rows`` rows of ``[W | b]`` at ``wb``, (rows, K+1, K+1).
+
+        Block ``i`` is ``sum_n w_n p_ni (1 - p_ni) x_n x_n^T`` plus the penalty (the
+        coupling of two rows, ``-p_ni p_nj``, is left out).  Its diagonal sums all
+        rows; its off-diagonal part the ``max(64, 2^26 / (rows (K + 1)^2))`` samples
+        with the largest ``w_n p_ni (1 - p_ni)`` (the others add little).
+        """
+        n, k1 = self.x.shape
+        p = softmax(self.x @ wb.T)[:, :rows]
+        d = (p * (1 - p) * self.w[:, None]).T  # (rows, N)
+        diag = d @ (self.x * self.x) + 2 * self.weight[:rows]
+        m = int(min(n, max(64, _BLOCK_WORK // (rows * k1 * k1))))
+        if m < n:
+            idx = np.argpartition(d, n - m, axis=1)[:, n - m:]
+            xs, ds = self.x[idx], np.take_along_axis(d, idx, axis=1)
+        else:
+            xs, ds = np.broadcast_to(self.x, (rows, n, k1)), d
+        h = np.matmul((xs * ds[..., None]).transpose(0, 2, 1), xs)
+        j = np.arange(k1)
+        h[:, j, j] = diag + 1e-10 * (1.0 + diag.max(axis=1, keepdims=True))
+        return h
+
+
+class _Preconditioner:
+    """Per-row change of variables ``w_i = M_i^T u_i`` with ``M_i^T M_i`` about ``H_i^-1``.
+
+    ``M_i = L_i^-1`` for the Cholesky factor ``L_i`` of row ``i``'s Hessian
+    block (:meth:`_OdirProblem.hessian_blocks`) when ``rows (K + 1)^2 <=
+    BLOCK_ELEMENTS``; otherwise (or if a block is not positive definite) the
+    diagonal ``1 / sqrt(H_i,jj)`` (Jacobi).
+    """
+
+    def __init__(self, problem, wb, rows):
+        k1 = wb.shape[1]
+        self.inv = None
+        if rows * k1 * k1 <= BLOCK_ELEMENTS:
+            h = problem.hessian_blocks(wb, rows)
+            try:
+                factor = np.linalg.cholesky(h)
+            except np.linalg.LinAlgError:
+                self.scale = 1 / np.sqrt(np.diagonal(h, axis1=1, axis2=2))
+            else:
+                self.inv = np.linalg.inv(factor)  # lower triangular, per row
+                self.inv_t = np.ascontiguousarray(self.inv.transpose(0, 2, 1))
+                self.factor_t = np.ascontiguousarray(factor.transpose(0, 2, 1))
+        else:
+            p = softmax(problem.x @ wb.T)[:, :rows]
+            d = p * (1 - p) * problem.w[:, None]
+            self.scale = 1 / np.sqrt(np.maximum(
+                d.T @ (problem.x * problem.x) + 2 * problem.weight[:rows], 1e-12))
+
+    def to_free(self, u):
+        """``[W | b]`` rows from the preconditioned variables (rows, K + 1)."""
+        if self.inv is None:
+            return u * self.scale
+        return np.matmul(self.inv_t, u[..., None])[..., 0]
+
+    def from_free(self, w):
+        if self.inv is None:
+            return w / self.scale
+        return np.matmul(self.factor_t, w[..., None])[..., 0]
+
+    def gradient(self, g):
+        """The gradient in the preconditioned variables from the one in ``[W | b]``."""
+        if self.inv is None:
+            return g * self.scale
+        return np.matmul(self.inv, g[..., None])[..., 0]
+
+
 def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu, ref_row=True, weights=None):
     """Penalised mean NLL of ``softmax(logp W^T + b)`` and its gradient.
 
@@ -102,61 +203,40 @@ def _odir_objective(free, logp, onehot, lam_off, lam_diag, mu, ref_row=True, wei
     one (a weighted mean NLL), or None.
     """
     k = logp.shape[1]
-    wb = _full(free, k, ref_row)
-    params = np.concatenate([wb[:, :k].ravel(), wb[:, k]])
-    value, grad = _affine_nll(params, logp, onehot, 0.0, (k, k), np.zeros((k, k)), weights)
-    weight = _penalty_weights(k, lam_off, lam_diag, mu)
-    value += float(np.sum(weight * wb * wb))
-    g = np.empty((k, k + 1))
-    g[:, :k] = grad[:k * k].reshape(k, k)
-    g[:, k] = grad[k * k:]
-    g += 2 * weight * wb
+    problem = _OdirProblem(logp, np.argmax(onehot, axis=1),
+                           _penalty_weights(k, lam_off, lam_diag, mu), weights)
+    value, g = problem.value_grad(_full(free, k, ref_row))
     return value, (g[:-1] if ref_row else g).ravel()
-
-
-def _curvature(wb, logp, weight, weights=None):
-    """Diagonal of the objective's Hessian in ``[W | b]`` at ``wb`` (the preconditioner);
-    ``weights`` (summing to one): the weighted mean, as the weighted objective."""
-    k = logp.shape[1]
-    p = softmax(logp @ wb[:, :k].T + wb[:, k])
-    d = p * (1 - p)
-    d = d / len(logp) if weights is None else d * weights[:, None]
-    diag = np.empty((k, k + 1))
-    diag[:, :k] = d.T @ (logp * logp)
-    diag[:, k] = d.sum(axis=0)
-    return diag + 2 * weight
 
 
 def _fit_dirichlet(logp, labels, lam_off, lam_diag, mu, max_iter, tol, start=None,
                    ref_row=False, sample_weight=None):
     """Minimise :func:`_odir_objective` from ``start`` (default: the identity map).
 
-    Returns ``(W, b, result)``; ``sample_weight`` (N,) weights the mean NLL.
+    L-BFGS-B on block-preconditioned variables (:class:`_Preconditioner`, built
+    at ``start``).  Returns ``(W, b, result)``; ``sample_weight`` (N,) weights the
+    mean NLL.
     """
     weights = None if sample_weight is None else sample_weight / np.sum(sample_weight)
-    n, k = logp.shape
-    onehot = np.zeros((n, k))
-    onehot[np.arange(n), labels] = 1.0
+    k = logp.shape[1]
     if start is None:
         start = np.hstack([np.eye(k), np.zeros((k, 1))])
     if ref_row:
         start = start - start[-1]
-    weight = _penalty_weights(k, lam_off, lam_diag, mu)
-    scale = np.sqrt(np.maximum(_curvature(start, logp, weight, weights), 1e-12))
-    if ref_row:
-        scale = scale[:-1]
-    scale = scale.ravel()
-    x0 = (start[:-1] if ref_row else start).ravel() * scale
+    rows = k - 1 if ref_row else k
+    problem = _OdirProblem(logp, labels, _penalty_weights(k, lam_off, lam_diag, mu), weights)
+    pre = _Preconditioner(problem, start, rows)
+    wb = np.zeros((k, k + 1))
 
-    def objective(x):
-        value, grad = _odir_objective(x / scale, logp, onehot, lam_off, lam_diag, mu, ref_row,
-                                      weights)
-        return value, grad / scale
+    def objective(u):
+        wb[:rows] = pre.to_free(u.reshape(rows, k + 1))
+        value, grad = problem.value_grad(wb)
+        return value, pre.gradient(grad[:rows]).ravel()
 
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
+    res = minimize(objective, pre.from_free(start[:rows]).ravel(), jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 20})
-    wb = _full(res.x / scale, k, ref_row)
-    return wb[:, :k], wb[:, k], res
+    wb[:rows] = pre.to_free(res.x.reshape(rows, k + 1))
+    return wb[:, :k].copy(), wb[:, k].copy(), res
 
 
 def _check_reg(value, name: str) -> float:
