@@ -126,10 +126,13 @@ def test_consistency_smoothing_and_fixed_scale():
     np.testing.assert_allclose(cc.predict_proba(z), expected)
 
 
+@pytest.mark.parametrize("chunk", [6 * 7, 30 * 6 * 3 + 5])  # runs of 7 samples; 3 copies
 @pytest.mark.parametrize("noise", ["gaussian", "uniform"])
-def test_vote_path_equals_direct_votes_at_every_scale(noise, monkeypatch):
+def test_vote_path_equals_direct_votes_at_every_scale(noise, chunk, monkeypatch):
     """One envelope walk gives the votes of perturbed_probabilities at any scale."""
     monkeypatch.setattr(cons, "_BLOCK_ELEMENTS", 30 * 6 * 7)  # several noise blocks
+    monkeypatch.setattr(cons, "_CHUNK_ELEMENTS", chunk)  # the path's own chunks differ
+    monkeypatch.setattr(cons, "_WALK_LINES", 50)  # and several envelope walks
     rng = np.random.default_rng(4)
     z = rng.normal(size=(30, 6)) * 2
     z[:5, 1] = z[:5, 0] = z[:5].max(1) + 1.0  # tied top logits: the noise breaks the tie
@@ -140,6 +143,25 @@ def test_vote_path_equals_direct_votes_at_every_scale(noise, monkeypatch):
         np.testing.assert_array_equal(path.counts(eps), np.rint(direct * 40), err_msg=str(eps))
     with pytest.raises(ValueError, match="eps must lie"):
         path.counts(6.0)
+    scales = [2.5, 0.0, 5.999, 0.3, 2.5, 1e-2]  # any order, repeats: one pass, same counts
+    for eps, counts in zip(scales, path.counts_many(scales), strict=True):
+        np.testing.assert_array_equal(counts, path.counts(eps), err_msg=str(eps))
+    with pytest.raises(ValueError, match="eps must lie"):
+        path.counts_many([1.0, 6.0])
+
+
+def test_consistency_fit_is_the_same_on_one_thread(monkeypatch):
+    """The two noise families searched on two threads give the one-thread result."""
+    z, y = overconfident(300, k=5, scale=5.0, noise=0.8, seed=4)
+    two = ConsistencyCalibration(n_perturbations=50).fit(z, y)
+    monkeypatch.setattr(cons, "worker_count", lambda: 1)
+    one = ConsistencyCalibration(n_perturbations=50).fit(z, y)
+    assert (two.noise_, two.noise_scale_, two.ts_weight_) == \
+        (one.noise_, one.noise_scale_, one.ts_weight_)
+    for noise in ("gaussian", "uniform"):
+        for a, b in zip(two.scores_[noise], one.scores_[noise], strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(two.predict_proba(z), one.predict_proba(z))
 
 
 def softmax_rows(x):
