@@ -411,21 +411,24 @@ def _check_auto_walk(cal):
     down = int(np.sum(ratio < 0))
     np.testing.assert_allclose(ratio[:down], -np.arange(1, down + 1), atol=1e-9)
     np.testing.assert_allclose(ratio[down:], np.arange(1, len(ratio) - down + 1), atol=1e-9)
+    best, chosen = scores[:tied].min(), int(np.argmin(scores[:tied]))
     for start, stop, limit in ((tied, tied + down, min(AUTO_GRID)),
                                (tied + down, len(scores), max(AUTO_GRID))):
-        for i in range(start, stop):
-            rose = scores[i] > scores[:i].min() * (1 + 1e-4)
-            assert not rose or i == stop - 1  # a walk stops at its first rise ...
-        if stop > start and not scores[stop - 1] > scores[:stop - 1].min() * (1 + 1e-4):
-            step = 0.1 if limit < best_lam else 10.0  # ... or at the end of the grid
+        for i in range(start, stop):  # a walk goes on while each step gains > 1e-4 relative
+            gained = scores[i] < best * (1 - 1e-4)
+            assert gained or i == stop - 1
+            if gained:
+                best, chosen = scores[i], i
+        if stop > start and chosen == stop - 1:  # it gained to the end: the end of the grid
+            step = 0.1 if limit < best_lam else 10.0
             assert not min(AUTO_GRID) <= mus[stop - 1] * step <= max(AUTO_GRID)
-    if len(scores) > tied + down:  # walked up only when walking down did not help
-        assert scores[tied:tied + down].min(initial=np.inf) >= scores[:tied].min()
-    # the fitted point: the first with the lowest score, per entry
+        if start == tied and chosen >= tied:
+            assert len(scores) == tied + down  # walked up only when walking down never gained
+    # the fitted point: the last gain of walk 2, else the best of walk 1; per entry
     k = cal.n_classes_
-    best = int(np.argmin(scores))
-    assert cal.reg_lambda_ == pytest.approx(lams[best] / (k * (k - 1)))
-    assert cal.reg_mu_ == pytest.approx(mus[best] / k)
+    assert cal.reg_lambda_ == pytest.approx(lams[chosen] / (k * (k - 1)))
+    assert cal.reg_mu_ == pytest.approx(mus[chosen] / k)
+    return chosen
 
 
 def test_reg_norm_divides_by_the_number_of_entries():
@@ -498,7 +501,7 @@ def test_auto_mu_walk_scores_are_cross_validated_nll():
     z, y = overconfident(450, k=3, scale=4.0, noise=0.9, seed=11)
     z = z + np.array([1.5, 0.0, -1.5])  # class biases: the intercepts matter
     cal = DirichletCalibration(cv=3, random_state=2).fit(z, y)
-    _check_auto_walk(cal)
+    best = _check_auto_walk(cal)
     tied = int(np.argmin(cal.cv_lambdas_ == cal.cv_mus_))
     assert len(cal.cv_scores_) > tied > 0  # a mu walk happened
     folds = list(StratifiedKFold(3, shuffle=True, random_state=2).split(z, y))
@@ -511,7 +514,6 @@ def test_auto_mu_walk_scores_are_cross_validated_nll():
             expected += log_loss(y[test], p, labels=[0, 1, 2]) * len(test) / len(y)
         # the walk's fits are warm-started and stop at CV_TOL = 1e-5
         assert cal.cv_scores_[i] == pytest.approx(expected, rel=2e-3)
-    best = int(np.argmin(cal.cv_scores_))
     single = DirichletCalibration(reg_lambda=cal.cv_lambdas_[best], reg_mu=cal.cv_mus_[best],
                                   reg_norm=True).fit(z, y)
     np.testing.assert_allclose(cal.coef_, single.coef_)

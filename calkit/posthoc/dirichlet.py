@@ -23,17 +23,19 @@ walks, every fit warm-started from the previous fit on the same fold:
    above the best so far: strong penalties all give nearly temperature
    scaling, and their tiny differences are noise) ``patience`` times in a row.
 2. ``mu`` alone at the best ``lambda``: ``lambda / 10, lambda / 100, ...`` (down
-   to ``10^-4``), from the first walk's fits at that ``lambda``, with the same
-   stopping rule; if the first step down did not lower the held-out NLL, then
-   ``lambda * 10, lambda * 100, ...`` (up to ``10^6``) instead.
+   to ``10^-4``), from the first walk's fits at that ``lambda``, for as long as
+   each step lowers the best held-out NLL by more than the relative ``1e-4``
+   (``patience`` steps without such a gain end the walk, and only such gains
+   move the choice: the intercepts' penalty changes only on evidence); if no
+   step down gained, ``lambda * 10, lambda * 100, ...`` (up to ``10^6``) the same
+   way.
 
 This searches the paper's two penalties on a coarse 2-D grid (Kull et al.
 search ``lambda`` and ``mu`` on grids), pruned to two 1-D walks.  The point
-with the lowest held-out NLL is then refitted on all the data (from
-temperature scaling, as a single fit).  So a strong ``lambda`` is chosen where
+so chosen is then refitted on all the data (from temperature scaling, as a
+single fit).  So a strong ``lambda`` is chosen where
 ``K^2`` parameters meet few samples per class (CIFAR-100: 10,100 parameters,
-5,000 samples) and a weak one for few classes; the intercepts, ``K`` of them,
-often take a weaker penalty than the matrix.
+5,000 samples) and a weak one for few classes.
 
 Parameterisation.  By default (``ref_row=False``) all of ``[W | b]`` is free:
 with ``lambda' > 0`` the penalty removes the softmax's invariance to adding one
@@ -329,8 +331,9 @@ class DirichletCalibration(BaseCalibrator):
         normalised for ``"auto"``: the ``lambda = mu`` walk, then the ``mu``
         walk at the best ``lambda``).
     cv_scores_ : ndarray
-        Mean held-out NLL per evaluated grid point (empty for a single value);
-        the fitted point is the first with the lowest score.
+        Mean held-out NLL per evaluated grid point (empty for a single value).
+        A given grid: the first point with the lowest score is fitted; for
+        ``"auto"``, the point chosen by the walks (module docstring).
     accuracy_change_ : float
         Accuracy change on the fitting data.  Dirichlet calibration **can change
         predictions** (``W`` mixes the classes).
@@ -350,8 +353,7 @@ class DirichletCalibration(BaseCalibrator):
     >>> cal = DirichletCalibration().fit(z, y)
     >>> cal.coef_.shape, len(cal.cv_scores_) == len(cal.cv_lambdas_) == len(cal.cv_mus_)
     ((3, 3), True)
-    >>> best = np.argmin(cal.cv_scores_)   # the chosen point, per entry in reg_lambda_, reg_mu_
-    >>> bool(np.isclose(cal.reg_mu_, cal.cv_mus_[best] / 3))
+    >>> bool(np.isclose(cal.reg_mu_ * 3, cal.cv_mus_).any())  # the chosen point, per entry
     True
     >>> from calkit import softmax
     >>> bool(cal.predict_proba(z).max(1).mean() < softmax(z).max(1).mean())  # less confident
@@ -420,23 +422,25 @@ class DirichletCalibration(BaseCalibrator):
             int(cv), shuffle=True, random_state=self.random_state)
         return list(splitter.split(logp, labels))
 
-    def _cv_path(self, logp, labels, grid, patience, sample_weight=None) -> tuple[list, ...]:
+    def _cv_path(self, logp, labels, grid, patience, sample_weight=None) -> tuple:
         """Held-out (weighted) NLL of ``(lambda, mu)`` grid points, warm-started fold by fold.
 
         ``patience=None``: every point of ``grid`` (pairs), each fold's fit started
         from its fit at the previous point.  Otherwise (``"auto"``) the walk of the
         module docstring: ``lambda = mu`` along ``grid`` (numbers), then ``mu`` alone
         at the best ``lambda``, down and if need be up by factors of ``MU_STEP``.
-        Returns the evaluated ``lambdas, mus, scores`` in order.
+        Returns the evaluated ``lambdas, mus, scores`` in order and the chosen row.
         """
         folds = self._folds(logp, labels)
         sw = np.ones(len(labels)) if sample_weight is None else sample_weight
         table: tuple[list, list, list] = ([], [], [])
 
-        def walk(points, starts, limit):
-            """Fit ``points`` in turn (each from the last fits); stop after ``limit``
-            rises above the table's best.  Returns the fold fits of this walk's best."""
-            rises, best_starts, best = 0, starts, np.inf
+        def walk(points, starts, limit, best, chosen, gain=False):
+            """Fit ``points`` in turn, each fold from its last fit; ``best``/``chosen``: the
+            score and table row to beat.  Stops after ``limit`` rises above the table's
+            best (``gain``: steps not below the best by more than ``RISE``, and only
+            such steps replace the chosen row).  Returns (fold fits, score, row) chosen."""
+            rises, best_starts = 0, starts
             for lam, mu in points:
                 score, starts = 0.0, list(starts)
                 for f, (train, test) in enumerate(folds):
@@ -449,26 +453,27 @@ class DirichletCalibration(BaseCalibrator):
                 record = min(table[2], default=np.inf)
                 for column, value in zip(table, (lam, mu, score), strict=True):
                     column.append(value)
-                if score < best:
-                    best, best_starts = score, starts
-                rises = rises + 1 if score > record + RISE * abs(record) else 0
+                better = score < best - RISE * abs(best) if gain else score < best
+                if better:
+                    best, best_starts, chosen = score, starts, len(table[2]) - 1
+                failed = not better if gain else score > record + RISE * abs(record)
+                rises = rises + 1 if failed else 0
                 if limit is not None and rises >= limit:
                     break
-            return best_starts, best
+            return best_starts, best, chosen
 
+        nofit = [None] * len(folds)
         if patience is None:
-            walk(grid, [None] * len(folds), None)
-            return table
-        starts, _ = walk([(lam, lam) for lam in grid], [None] * len(folds), patience)
-        lam = table[0][int(np.argmin(table[2]))]
+            return (*table, walk(grid, nofit, None, np.inf, 0)[2])
+        starts, best, chosen = walk([(lam, lam) for lam in grid], nofit, patience, np.inf, 0)
+        lam = table[0][chosen]
         low, high = AUTO_GRID[-1], AUTO_GRID[0]
         down = [(lam, lam / MU_STEP ** i) for i in range(1, 99) if lam / MU_STEP ** i >= low]
         up = [(lam, lam * MU_STEP ** i) for i in range(1, 99) if lam * MU_STEP ** i <= high]
-        before = min(table[2])
-        _, best = walk(down, starts, patience)
-        if not best < before:  # weaker intercept penalties did not help: try stronger ones
-            walk(up, starts, patience)
-        return table
+        _, best_down, chosen_down = walk(down, starts, patience, best, chosen, gain=True)
+        if chosen_down == chosen:  # weaker intercept penalties did not help: try stronger ones
+            _, _, chosen_down = walk(up, starts, patience, best, chosen, gain=True)
+        return (*table, chosen_down)
 
     def fit(self, X, y, sample_weight=None) -> DirichletCalibration:
         """Fit on validation logits ``X`` (N, K) and labels ``y`` (N,).
@@ -507,10 +512,10 @@ class DirichletCalibration(BaseCalibrator):
         self.cv_lambdas_, self.cv_mus_ = np.array([lam]), np.array([mu])
         self.cv_scores_ = np.array([])
         if len(grid) > 1:
-            lambdas, mus, scores = self._cv_path(logp, labels, grid, patience, sample_weight)
+            lambdas, mus, scores, best = self._cv_path(logp, labels, grid, patience,
+                                                       sample_weight)
             self.cv_lambdas_, self.cv_mus_ = np.array(lambdas), np.array(mus)
             self.cv_scores_ = np.array(scores)
-            best = int(np.argmin(scores))
             lam, mu = lambdas[best], mus[best]
         w, b, self.n_iter_ = self._fit_one(logp, labels, lam, mu, sample_weight=sample_weight)
         if self._stalled:
