@@ -149,7 +149,7 @@ def issue18(data: Path, baseline: Path | None, repeat: int) -> list[dict]:
                     env = dict(os.environ, PYTHONPATH=str(tree))
                     done = subprocess.run([sys.executable, "-c", ISSUE18_FIT, case, str(data),
                                            str(out)], env=env, capture_output=True, text=True,
-                                          check=True)
+                                          check=True, cwd=tmp)  # (not the tree of "")
                     runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             proba = {name: np.load(Path(tmp) / f"{name}.npy") for name in trees}
             for name in trees:
