@@ -1,6 +1,19 @@
-"""Temperature-scaling fit benchmark (issue 3): calkit next to scipy's minimize_scalar.
+"""Post-hoc fit benchmarks: temperature scaling against scipy (issue 3); issue 18's targets.
 
-Run: ``python benchmarks/bench_posthoc.py [--quick] [--repeat R]``.
+Run: ``python benchmarks/bench_posthoc.py [--quick] [--repeat R]``, or
+``python benchmarks/bench_posthoc.py --issue18 [--baseline TREE] [--repeat R]``.
+
+``--issue18`` times issue 18's four targets on real outputs (the first 5,000
+rows of ``cifar_softmax_netcal``, as logits ``log max(p, 1e-12)``): the
+Dirichlet default (cross-validated) fit and a single Dirichlet fit at the
+penalty main's default chose before issue 18's solver work (``reg_lambda=1e4,
+reg_norm=True``) on CIFAR-100 DenseNet-BC-100, and the default
+ConsistencyCalibration fit on that model (5,000 x 100) and on CIFAR-10
+WRN-16-4 (5,000 x 10).  Each fit runs in a fresh process, ``R`` rounds
+interleaved with the same fits of the calkit tree ``TREE`` (a baseline
+checkout, e.g. the main branch) when given; the table has the minimum over
+the rounds of the wall and the CPU (process) seconds, and whether the results
+agree (same chosen penalty or noise scale, largest probability difference).
 
 Baselines, measured in the same run on the same logits:
 
@@ -90,11 +103,84 @@ def run(sizes, repeat: int) -> list[dict]:
     return rows
 
 
+ISSUE18_FIT = r"""
+import json, sys, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from calkit.posthoc import ConsistencyCalibration, DirichletCalibration
+case, data, out = sys.argv[1], sys.argv[2], sys.argv[3]
+model = "wideresnet-16-4-cifar-10" if case == "consistency 5000x10" else "densenet-bc-100-cifar-100"
+with np.load(f"{data}/cifar_softmax_netcal/{model}.npz") as d:
+    z = np.log(np.clip(d["predictions"].astype(np.float64), 1e-12, None))[:5000]
+    y = d["ground_truth"].astype(np.int64)[:5000]
+if case == "dirichlet single":  # the penalty main's default fit chose (issue 18's timing)
+    make = lambda: DirichletCalibration(reg_lambda=1e4, reg_norm=True)
+else:
+    make = ConsistencyCalibration if case.startswith("consistency") else DirichletCalibration
+wall, cpu = time.perf_counter(), time.process_time()
+cal = make().fit(z, y)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+np.save(out, cal.predict_proba(z))
+pick = (f"{cal.noise_} {cal.noise_scale_:.4f}" if case.startswith("consistency") else
+        f"lambda' {cal.reg_lambda_:.3g} mu' {cal.reg_mu_:.3g}")
+print(json.dumps(dict(wall=wall, cpu=cpu, pick=pick)))
+"""
+ISSUE18_CASES = ("dirichlet single", "dirichlet CV default", "consistency 5000x100",
+                 "consistency 5000x10")
+
+
+def issue18(data: Path, baseline: Path | None, repeat: int) -> list[dict]:
+    """Issue 18's fits, each in a fresh process, rounds interleaved with the baseline's."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    trees = {"calkit": Path(__file__).resolve().parents[1]}
+    if baseline is not None:
+        trees["baseline"] = baseline.resolve()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in ISSUE18_CASES:
+            runs: dict[str, list] = {name: [] for name in trees}
+            for _ in range(repeat):
+                for name, tree in trees.items():
+                    out = Path(tmp) / f"{name}.npy"
+                    env = dict(os.environ, PYTHONPATH=str(tree))
+                    done = subprocess.run([sys.executable, "-c", ISSUE18_FIT, case, str(data),
+                                           str(out)], env=env, capture_output=True, text=True,
+                                          check=True, cwd=tmp)  # (not the tree of "")
+                    runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            proba = {name: np.load(Path(tmp) / f"{name}.npy") for name in trees}
+            for name in trees:
+                wall = min(r["wall"] for r in runs[name])
+                cpu = min(r["cpu"] for r in runs[name])
+                row = dict(case=case, tree=name, wall_s=wall, cpu_s=cpu, pick=runs[name][0]["pick"])
+                if name == "baseline":
+                    base = rows[-1]
+                    row.update(speedup_wall=wall / base["wall_s"], speedup_cpu=cpu / base["cpu_s"],
+                               max_dp=f"{np.abs(proba['baseline'] - proba['calkit']).max():.1e}")
+                rows.append(row)
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--issue18", action="store_true",
+                        help="issue 18's Dirichlet and consistency fits on real outputs")
+    parser.add_argument("--baseline", type=Path, help="--issue18: a calkit tree to compare")
+    parser.add_argument("--data", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = parser.parse_args(argv)
+    if args.issue18:
+        print(f"# issue 18 fits, {machine()}; min of {args.repeat} interleaved runs; "
+              "speedup = baseline / calkit")
+        print_table(issue18(args.data, args.baseline, args.repeat),
+                    ["case", "tree", "wall_s", "cpu_s", "speedup_wall", "speedup_cpu",
+                     "max_dp", "pick"])
+        return
     sizes = [(5_000, 100), (100_000, 10)] if args.quick else [(50_000, 1_000), (1_000_000, 10)]
     print(f"# temperature-scaling fit, {machine()}; calkit: median of {args.repeat} runs, "
           "scipy baselines: one run each")

@@ -114,3 +114,29 @@ def test_safe_defaults_on_cifar100_densenet():
     small = DirichletCalibration().fit(zv10, yv10)
     chosen = dirichlet.cv_lambdas_[np.argmin(dirichlet.cv_scores_)]
     assert chosen >= 100 * small.cv_lambdas_[np.argmin(small.cv_scores_)]
+
+
+@pytest.mark.slow
+def test_dirichlet_block_solver_reaches_the_tight_optimum_on_cifar100(monkeypatch):
+    """One 5,000 x 100 ODIR fit at the default tolerance = the Jacobi solver run to 1e-12."""
+    from calkit.logits import log_softmax
+    from calkit.posthoc import dirichlet as dmod
+
+    zv, yv, zt, _ = _netcal_fold("densenet-bc-100-cifar-100")
+    k = zv.shape[1]
+    fast = dmod.DirichletCalibration(reg_lambda=1e4, reg_norm=True).fit(zv, yv)
+    monkeypatch.setattr(dmod, "BLOCK_ELEMENTS", 0)  # diagonal preconditioning, as before
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tight = dmod.DirichletCalibration(reg_lambda=1e4, reg_norm=True, tol=1e-12,
+                                          max_iter=5000).fit(zv, yv)
+    weight = dmod._penalty_weights(k, 1e4 / (k * (k - 1)), 0.0, 1e4 / k)
+    problem = dmod._OdirProblem(log_softmax(zv), yv, weight)
+
+    def objective(cal):
+        return problem.value_grad(np.hstack([cal.coef_, cal.intercept_[:, None]]))[0]
+
+    assert objective(fast) == pytest.approx(objective(tight), abs=1e-6)
+    np.testing.assert_array_equal(fast.predict_proba(zt).argmax(1),
+                                  tight.predict_proba(zt).argmax(1))
+    np.testing.assert_allclose(fast.predict_proba(zt), tight.predict_proba(zt), atol=1e-3)

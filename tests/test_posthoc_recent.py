@@ -126,10 +126,13 @@ def test_consistency_smoothing_and_fixed_scale():
     np.testing.assert_allclose(cc.predict_proba(z), expected)
 
 
+@pytest.mark.parametrize("chunk", [6 * 7, 30 * 6 * 3 + 5])  # runs of 7 samples; 3 copies
 @pytest.mark.parametrize("noise", ["gaussian", "uniform"])
-def test_vote_path_equals_direct_votes_at_every_scale(noise, monkeypatch):
+def test_vote_path_equals_direct_votes_at_every_scale(noise, chunk, monkeypatch):
     """One envelope walk gives the votes of perturbed_probabilities at any scale."""
     monkeypatch.setattr(cons, "_BLOCK_ELEMENTS", 30 * 6 * 7)  # several noise blocks
+    monkeypatch.setattr(cons, "_CHUNK_ELEMENTS", chunk)  # the path's own chunks differ
+    monkeypatch.setattr(cons, "_WALK_LINES", 50)  # and several envelope walks
     rng = np.random.default_rng(4)
     z = rng.normal(size=(30, 6)) * 2
     z[:5, 1] = z[:5, 0] = z[:5].max(1) + 1.0  # tied top logits: the noise breaks the tie
@@ -140,6 +143,25 @@ def test_vote_path_equals_direct_votes_at_every_scale(noise, monkeypatch):
         np.testing.assert_array_equal(path.counts(eps), np.rint(direct * 40), err_msg=str(eps))
     with pytest.raises(ValueError, match="eps must lie"):
         path.counts(6.0)
+    scales = [2.5, 0.0, 5.999, 0.3, 2.5, 1e-2]  # any order, repeats: one pass, same counts
+    for eps, counts in zip(scales, path.counts_many(scales), strict=True):
+        np.testing.assert_array_equal(counts, path.counts(eps), err_msg=str(eps))
+    with pytest.raises(ValueError, match="eps must lie"):
+        path.counts_many([1.0, 6.0])
+
+
+def test_consistency_fit_is_the_same_on_one_thread(monkeypatch):
+    """The two noise families searched on two threads give the one-thread result."""
+    z, y = overconfident(300, k=5, scale=5.0, noise=0.8, seed=4)
+    two = ConsistencyCalibration(n_perturbations=50).fit(z, y)
+    monkeypatch.setattr(cons, "worker_count", lambda: 1)
+    one = ConsistencyCalibration(n_perturbations=50).fit(z, y)
+    assert (two.noise_, two.noise_scale_, two.ts_weight_) == \
+        (one.noise_, one.noise_scale_, one.ts_weight_)
+    for noise in ("gaussian", "uniform"):
+        for a, b in zip(two.scores_[noise], one.scores_[noise], strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(two.predict_proba(z), one.predict_proba(z))
 
 
 def softmax_rows(x):
@@ -365,14 +387,48 @@ def test_auto_penalty_is_stronger_with_many_classes_and_few_samples():
     hard = DirichletCalibration().fit(hard_z, hard_y)
     assert hard.cv_lambdas_[np.argmin(hard.cv_scores_)] \
         > 100 * easy.cv_lambdas_[np.argmin(easy.cv_scores_)]
-    # the walk stops at the first rise (> 1e-4 relative) above the best so far (patience=1),
-    # unless it ran out of grid
     for cal in (easy, hard):
-        scores = cal.cv_scores_
-        running = np.minimum.accumulate(scores)
-        assert np.all(scores[1:-1] <= running[:-2] * (1 + 1e-4))
-        assert scores[-1] > running[-2] * (1 + 1e-4) or len(scores) == len(AUTO_GRID)
-        assert np.all(np.diff(cal.cv_lambdas_) < 0)  # strongest first
+        _check_auto_walk(cal)
+
+
+def _check_auto_walk(cal):
+    """The ``reg_lambda="auto"`` table follows the documented two walks (patience=1)."""
+    lams, mus, scores = cal.cv_lambdas_, cal.cv_mus_, cal.cv_scores_
+    assert len(lams) == len(mus) == len(scores)
+    tied = len(lams) if np.all(lams == mus) else int(np.argmin(lams == mus))
+    assert np.all(lams[tied:] != mus[tied:])
+    # 1. lambda = mu, strongest first, stopping at the first rise (> 1e-4 relative) above
+    #    the best so far, unless it ran out of grid
+    np.testing.assert_array_equal(lams[:tied], AUTO_GRID[:tied])
+    running = np.minimum.accumulate(scores[:tied])
+    assert np.all(scores[1:tied - 1] <= running[:tied - 2] * (1 + 1e-4))
+    assert scores[tied - 1] > running[tied - 2] * (1 + 1e-4) or tied == len(AUTO_GRID)
+    # 2. mu alone at the best lambda of walk 1: down by 10s, then (if that did not help) up
+    best_lam = lams[int(np.argmin(scores[:tied]))]
+    assert np.all(lams[tied:] == best_lam)
+    ratio = np.log10(mus[tied:] / best_lam)
+    np.testing.assert_allclose(ratio, np.rint(ratio), atol=1e-9)
+    down = int(np.sum(ratio < 0))
+    np.testing.assert_allclose(ratio[:down], -np.arange(1, down + 1), atol=1e-9)
+    np.testing.assert_allclose(ratio[down:], np.arange(1, len(ratio) - down + 1), atol=1e-9)
+    best, chosen = scores[:tied].min(), int(np.argmin(scores[:tied]))
+    for start, stop, limit in ((tied, tied + down, min(AUTO_GRID)),
+                               (tied + down, len(scores), max(AUTO_GRID))):
+        for i in range(start, stop):  # a walk goes on while each step gains > 1e-4 relative
+            gained = scores[i] < best * (1 - 1e-4)
+            assert gained or i == stop - 1
+            if gained:
+                best, chosen = scores[i], i
+        if stop > start and chosen == stop - 1:  # it gained to the end: the end of the grid
+            step = 0.1 if limit < best_lam else 10.0
+            assert not min(AUTO_GRID) <= mus[stop - 1] * step <= max(AUTO_GRID)
+        if start == tied and chosen >= tied:
+            assert len(scores) == tied + down  # walked up only when walking down never gained
+    # the fitted point: the last gain of walk 2, else the best of walk 1; per entry
+    k = cal.n_classes_
+    assert cal.reg_lambda_ == pytest.approx(lams[chosen] / (k * (k - 1)))
+    assert cal.reg_mu_ == pytest.approx(mus[chosen] / k)
+    return chosen
 
 
 def test_reg_norm_divides_by_the_number_of_entries():
@@ -435,3 +491,119 @@ def test_reg_lambda_grid_is_chosen_by_cross_validated_nll():
     assert cal.reg_lambda_ == grid[int(np.argmin(expected))]
     single = DirichletCalibration(reg_lambda=cal.reg_lambda_).fit(z, y)
     np.testing.assert_allclose(cal.coef_, single.coef_)
+
+
+def test_auto_mu_walk_scores_are_cross_validated_nll():
+    """A point of the mu walk scores the held-out NLL of ODIR fits at that (lambda, mu)."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    z, y = overconfident(450, k=3, scale=4.0, noise=0.9, seed=11)
+    z = z + np.array([1.5, 0.0, -1.5])  # class biases: the intercepts matter
+    cal = DirichletCalibration(cv=3, random_state=2).fit(z, y)
+    best = _check_auto_walk(cal)
+    tied = int(np.argmin(cal.cv_lambdas_ == cal.cv_mus_))
+    assert len(cal.cv_scores_) > tied > 0  # a mu walk happened
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=2).split(z, y))
+    for i in (tied, len(cal.cv_scores_) - 1):
+        lam, mu = cal.cv_lambdas_[i], cal.cv_mus_[i]
+        expected = 0.0
+        for train, test in folds:
+            p = DirichletCalibration(reg_lambda=lam, reg_mu=mu, reg_norm=True).fit(
+                z[train], y[train]).predict_proba(z[test])
+            expected += log_loss(y[test], p, labels=[0, 1, 2]) * len(test) / len(y)
+        # the walk's fits are warm-started and stop at CV_TOL = 1e-5
+        assert cal.cv_scores_[i] == pytest.approx(expected, rel=2e-3)
+    single = DirichletCalibration(reg_lambda=cal.cv_lambdas_[best], reg_mu=cal.cv_mus_[best],
+                                  reg_norm=True).fit(z, y)
+    np.testing.assert_allclose(cal.coef_, single.coef_)
+    np.testing.assert_allclose(cal.intercept_, single.intercept_)
+
+
+def _plain_odir(theta, logp, y, lam, mu, k, rows):
+    """ODIR objective and gradient written out independently (no preconditioning)."""
+    wb = theta.reshape(rows, k + 1)
+    if rows < k:
+        wb = np.vstack([wb, np.zeros(k + 1)])
+    w, b = wb[:, :k], wb[:, k]
+    logits = logp @ w.T + b
+    n = len(y)
+    value = -np.mean(sp_log_softmax(logits, axis=1)[np.arange(n), y])
+    off = w - np.diag(np.diag(w))
+    value += lam * np.sum(off ** 2) + mu * np.sum(b ** 2)
+    r = (sp_softmax(logits, axis=1) - np.eye(k)[y]) / n
+    grad = np.hstack([r.T @ logp + 2 * lam * off, (r.sum(0) + 2 * mu * b)[:, None]])
+    return value, grad[:rows].ravel()
+
+
+_REFERENCE_OPTIMA: dict = {}
+
+
+@pytest.mark.parametrize("ref_row", [False, True])
+@pytest.mark.parametrize("blocks", [True, False])
+def test_preconditioned_solver_reaches_the_reference_optimum(ref_row, blocks, monkeypatch):
+    """Block (and Jacobi) preconditioned L-BFGS = scipy's L-BFGS on the plain objective."""
+    from calkit.posthoc import dirichlet as dmod
+
+    if not blocks:
+        monkeypatch.setattr(dmod, "BLOCK_ELEMENTS", 0)  # the diagonal fallback
+    k, lam, mu = 6, 2e-3, 1e-3
+    z, y = overconfident(400, k=k, scale=5.0, noise=1.0, seed=12)
+    z = np.log(np.clip(sp_softmax(z, axis=1), 1e-12, None))  # floored log-probabilities
+    logp = sp_log_softmax(z, axis=1)
+    rows = k - 1 if ref_row else k
+    if ref_row not in _REFERENCE_OPTIMA:  # the same for both preconditioners
+        start = np.hstack([np.eye(k), np.zeros((k, 1))])
+        start = (start - start[-1])[:rows] if ref_row else start
+        _REFERENCE_OPTIMA[ref_row] = minimize(
+            _plain_odir, start.ravel(), args=(logp, y, lam, mu, k, rows), jac=True,
+            method="L-BFGS-B", options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-11,
+                                        "maxcor": 50})
+    ref = _REFERENCE_OPTIMA[ref_row]
+    cal = DirichletCalibration(reg_lambda=lam, reg_mu=mu, ref_row=ref_row, tol=1e-13).fit(z, y)
+    ours = np.hstack([cal.coef_, cal.intercept_[:, None]])[:rows].ravel()
+    assert _plain_odir(ours, logp, y, lam, mu, k, rows)[0] == pytest.approx(ref.fun, abs=1e-9)
+    wb_ref = ref.x.reshape(rows, k + 1)
+    if ref_row:
+        wb_ref = np.vstack([wb_ref, np.zeros(k + 1)])
+    p_ref = sp_softmax(logp @ wb_ref[:, :k].T + wb_ref[:, k], axis=1)
+    np.testing.assert_allclose(cal.predict_proba(z), p_ref, atol=2e-4)
+
+
+def test_hessian_blocks_equal_the_exact_row_blocks(monkeypatch):
+    """All rows: the exact Hessian blocks; few rows: the exact diagonal, a partial rest."""
+    from calkit.posthoc import dirichlet as dmod
+
+    k = 4
+    z, y = overconfident(60, k=k, seed=13)
+    logp = sp_log_softmax(z, axis=1)
+    weight = dmod._penalty_weights(k, 0.3, 0.0, 0.2)
+    sw = np.random.default_rng(1).random(60)
+    problem = dmod._OdirProblem(logp, y, weight, sw / sw.sum())
+    wb = np.random.default_rng(2).normal(0, 0.5, (k, k + 1))
+    x = np.hstack([logp, np.ones((60, 1))])
+    p = sp_softmax(x @ wb.T, axis=1)
+    exact = np.zeros((k, k + 1, k + 1))
+    for i in range(k):  # brute force: sum over samples
+        for n in range(60):
+            exact[i] += sw[n] / sw.sum() * p[n, i] * (1 - p[n, i]) * np.outer(x[n], x[n])
+        exact[i] += np.diag(2 * weight[i])
+    # (plus a jitter of 1e-10 (1 + the largest diagonal entry) on the diagonal)
+    np.testing.assert_allclose(problem.hessian_blocks(wb, k), exact, rtol=1e-8, atol=1e-9)
+    # they are the diagonal blocks of the Hessian (finite differences of the gradient)
+    step = 1e-6
+    for i, j in ((0, 0), (2, 3), (3, 4)):
+        e = np.zeros((k, k + 1))
+        e[i, j] = step
+        column = (problem.value_grad(wb + e)[1] - problem.value_grad(wb - e)[1]) / (2 * step)
+        np.testing.assert_allclose(column[i], exact[i, j], atol=1e-6)
+    monkeypatch.setattr(dmod, "_BLOCK_WORK", 1)  # at least 64 rows: all 60 of them
+    # (plus a jitter of 1e-10 (1 + the largest diagonal entry) on the diagonal)
+    np.testing.assert_allclose(problem.hessian_blocks(wb, k), exact, rtol=1e-8, atol=1e-9)
+    big = dmod._OdirProblem(np.vstack([logp] * 3), np.tile(y, 3), weight, None)
+    blocks = big.hessian_blocks(wb, k)  # 64 of 180 rows off the diagonal
+    diagonal = np.array([(p[:, i] * (1 - p[:, i])) @ (x * x) / 60 + 2 * weight[i]
+                         for i in range(k)])
+    np.testing.assert_allclose(np.diagonal(blocks, axis1=1, axis2=2), diagonal, rtol=1e-8,
+                               atol=1e-9)
+    assert np.all(np.linalg.eigvalsh(blocks) > 0)
