@@ -44,8 +44,9 @@ Scores: logits or probabilities
 -------------------------------
 ``kind="auto"`` calls scores logits only when they cannot be probabilities:
 some value is negative, or values go above 1 while rows sum neither to 1 nor to
-100.  Rows of non-negative values that sum to 1 are probabilities (rows off by
-up to 1e-2 are renormalised, and said so); rows that sum to 100 are percentages
+100.  Rows of non-negative values that sum to 1 are probabilities, divided by
+their sums (rounding of a saved softmax is removed; rows off by more than
+1e-4, and up to 1e-2, are renormalised and said so); rows that sum to 100 are percentages
 and are divided by 100 (said so).  Anything else (values in [0, 1] whose rows
 do not sum to 1, every row summing to the same other number) is ambiguous and
 raises an error asking for ``kind="logits"``/``"probs"`` (``--logits`` /
@@ -514,6 +515,8 @@ def _decide_kind(scores: np.ndarray, kind: str, name: str) -> tuple[str, np.ndar
     off1 = float(np.abs(sums - 1).max())
     auto = kind == "auto"
     if off1 <= default_sum_tol(scores.dtype):
+        if off1 > 1e-12:  # rounding of a saved softmax: divided out, a change too small to say
+            scores = scores / sums[:, None]
         return "probs", scores, "probabilities: non-negative rows that sum to 1" if auto else ""
     if off1 <= LOOSE_SUM_TOL:
         return "probs", scores / sums[:, None], (
