@@ -41,6 +41,7 @@ from calkit.posthoc import (
     SplineCalibration,
     TemperatureScaling,
     VectorScaling,
+    VennAbersCalibration,
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -59,6 +60,7 @@ METHODS = {
     "histogram (top-label)": HistogramBinning,
     "isotonic (top-label)": IsotonicCalibration,
     "scaling-binning (top-label)": ScalingBinning,
+    "Venn-Abers (one-vs-rest)": VennAbersCalibration,
 }
 COLUMNS = ("ECE", "NLL", "Brier", "acc. change (pts)", "min p(true)", "fit CPU s", "warned")
 

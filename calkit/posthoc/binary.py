@@ -78,6 +78,13 @@ def platt_targets(t: np.ndarray, sample_weight: np.ndarray | None = None) -> np.
 
     ``t`` (N,) or (N, L) holds 0/1 labels; the (weighted) class counts are those
     of each column, as scikit-learn's ``_sigmoid_calibration``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc.binary import platt_targets
+    >>> platt_targets(np.array([1.0, 1.0, 0.0])).round(4).tolist()   # N+ = 2, N- = 1
+    [0.75, 0.75, 0.3333]
     """
     w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     n_pos = w @ t
@@ -96,6 +103,17 @@ def fit_platt(s: np.ndarray, t: np.ndarray, sample_weight: np.ndarray | None = N
     convex, so this is its minimum whenever one exists; where it does not (0/1
     targets that a threshold separates) the iterates stop after ``max_iter``
     with a steep finite slope, as a quasi-Newton solver's would.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calkit.posthoc.binary import fit_platt
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.normal(size=(20000, 2))
+    >>> t = (rng.random((20000, 2)) < 1 / (1 + np.exp(-(s * [2.0, -1.0] + [0.5, 0.0])))) * 1.0
+    >>> a, b = fit_platt(s, t)
+    >>> a.round(1).tolist(), b.round(1).tolist()
+    ([2.0, -1.0], [0.5, 0.0])
     """
     n, n_cols = s.shape
     w = (np.full(n, 1.0 / n) if sample_weight is None
