@@ -29,26 +29,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _real_data import CIFAR10_RESNET50, cifar10_probabilities  # noqa: E402
 from _timing import interleaved_medians, machine, print_table  # noqa: E402
 
 from calkit import ece, softmax  # noqa: E402
 from calkit.metrics import canonical_kde_ece, kde_ece  # noqa: E402
-
-SHARED = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_resnet50_ce_vs_focal"
-          / "resnet50_cifar10_cross_entropy_test_0.9_vanilla.npz")
-
-
-def real_outputs() -> tuple[np.ndarray, np.ndarray, str]:
-    if SHARED.exists():
-        with np.load(SHARED, allow_pickle=False) as d:
-            logits, labels = d["logits"], d["labels"]
-        source = "CIFAR-10 ResNet-50 test"
-    else:
-        from calkit.datasets import load_example
-
-        logits, labels = load_example()
-        source = "bundled example"
-    return softmax(logits.astype(np.float64)), labels, source
 
 
 def kdepy_mixnmatch(s: np.ndarray, t: np.ndarray) -> float:
@@ -88,7 +73,7 @@ def _have_kdepy() -> bool:
 
 
 def run(mnm_sizes, pop_sizes, repeat):
-    prob, labels, source = real_outputs()
+    prob, labels, source = cifar10_probabilities()
     rng = np.random.default_rng(0)
     rows = []
     kdepy = _have_kdepy()
@@ -117,7 +102,7 @@ def run(mnm_sizes, pop_sizes, repeat):
     return rows, source
 
 
-DATA = SHARED.parent.parent
+DATA = CIFAR10_RESNET50.parent.parent
 
 
 def real_data():

@@ -21,26 +21,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _real_data import cifar10_probabilities  # noqa: E402
 from _timing import machine, median_time, print_table  # noqa: E402
 
-from calkit import softmax  # noqa: E402
 from calkit.metrics.smooth import smooth_ece_from_scores  # noqa: E402
-
-SHARED = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_resnet50_ce_vs_focal"
-          / "resnet50_cifar10_cross_entropy_test_0.9_vanilla.npz")
 
 
 def real_pairs() -> tuple[np.ndarray, np.ndarray, str]:
-    if SHARED.exists():
-        with np.load(SHARED, allow_pickle=False) as d:
-            logits, labels = d["logits"], d["labels"]
-        source = "CIFAR-10 ResNet-50 test"
-    else:
-        from calkit.datasets import load_example
-
-        logits, labels = load_example()
-        source = "bundled example"
-    p = softmax(logits.astype(np.float64))
+    p, labels, source = cifar10_probabilities()
     return p.max(1), (p.argmax(1) == labels).astype(np.float64), source
 
 
