@@ -134,10 +134,10 @@ def test_interval_properties(cal, test, rnd):
 def test_binary_logits_are_the_1d_score_difference():
     z, y = _logits(k=2)
     d = z[:, 1] - z[:, 0]
-    a = VennAbersCalibration(multiclass="one_vs_one").fit(z, y).predict_proba(z)
+    a = VennAbersCalibration(multiclass="one_vs_one", ts_weight=0).fit(z, y).predict_proba(z)
     b = VennAbersCalibration().fit(d, y).predict_proba(d)
     np.testing.assert_allclose(a[:, 1], b, atol=1e-15)
-    iv = VennAbersCalibration(multiclass="one_vs_one").fit(z, y).predict_interval(z)
+    iv = VennAbersCalibration(multiclass="one_vs_one", ts_weight=0).fit(z, y).predict_interval(z)
     p0, p1 = venn_abers_interval(d, y, d)
     np.testing.assert_allclose(iv[:, 1], np.c_[p0, p1], atol=1e-15)
     np.testing.assert_allclose(iv[:, 0], np.c_[1 - p1, 1 - p0], atol=1e-15)
@@ -148,7 +148,7 @@ def test_one_vs_rest_and_pairwise_by_hand():
     test, _ = _logits(n=30, k=4, seed=9)
     p = softmax(z, axis=1)
     pt = softmax(test, axis=1)
-    ovr = VennAbersCalibration(multiclass="one_vs_rest", floor=0.0).fit(z, y)
+    ovr = VennAbersCalibration(multiclass="one_vs_rest", floor=0.0, ts_weight=0).fit(z, y)
     q = np.empty((30, 4))
     for c in range(4):  # the order of p_k is what counts
         p0, p1 = venn_abers_interval(p[:, c], y == c, pt[:, c])
@@ -156,7 +156,7 @@ def test_one_vs_rest_and_pairwise_by_hand():
         q[:, c] = p1 / (1 - p0 + p1)
     np.testing.assert_allclose(ovr.predict_proba(test), q / q.sum(1, keepdims=True), atol=1e-14)
 
-    ovo = VennAbersCalibration(multiclass="one_vs_one", floor=0.0).fit(z, y)
+    ovo = VennAbersCalibration(multiclass="one_vs_one", floor=0.0, ts_weight=0).fit(z, y)
     inv = np.zeros((30, 4))
     for i in range(4):
         for j in range(i + 1, 4):
@@ -363,7 +363,7 @@ def test_matches_the_venn_abers_package():
             probs, p01 = pkg.VennAbersCalibrator().predict_proba(
                 p_cal=softmax(z, axis=1), y_cal=yk, p_test=softmax(zt, axis=1),
                 va_type=va_type, p0_p1_output=True)
-        est = VennAbersCalibration(multiclass=va_type, floor=0.0).fit(z, yk)
+        est = VennAbersCalibration(multiclass=va_type, floor=0.0, ts_weight=0).fit(z, yk)
         np.testing.assert_allclose(est.predict_proba(zt), probs, atol=1e-10)
         if va_type == "one_vs_rest":
             iv = est.predict_interval(zt)
@@ -381,3 +381,45 @@ def test_row_blocks_change_nothing(monkeypatch):
         np.testing.assert_array_equal(est.predict_proba(z), whole_p)
         np.testing.assert_array_equal(est.predict_interval(z), whole_iv)
         monkeypatch.undo()
+
+
+# ---------------------------------------------------------------------------- mixing with TS
+def test_ts_weight_ends_and_auto_is_never_above_ts_out_of_fold():
+    from calkit.posthoc import TemperatureScaling
+
+    z, y = _logits(n=900, k=5)
+    test, _ = _logits(n=40, k=5, seed=9)
+    pure = VennAbersCalibration(ts_weight=0).fit(z, y)
+    assert pure.ts_weight_ == 0 and pure.cv_nll_ == {}
+    full = VennAbersCalibration(ts_weight=1.0).fit(z, y)
+    ts = TemperatureScaling().fit(z, y)
+    assert full.temperature_ == pytest.approx(ts.temperature_, rel=1e-6)
+    np.testing.assert_allclose(full.predict_proba(test), ts.predict_proba(test), atol=1e-9)
+    half = VennAbersCalibration(ts_weight=0.5).fit(z, y)
+    np.testing.assert_allclose(half.predict_proba(test), 0.5 * pure.predict_proba(test)
+                               + 0.5 * full.predict_proba(test), atol=1e-9)
+    np.testing.assert_array_equal(half.predict_interval(test), pure.predict_interval(test))
+    auto = VennAbersCalibration().fit(z, y)
+    assert 0 <= auto.ts_weight_ <= 1
+    assert auto.cv_nll_["mixture"] <= auto.cv_nll_["reference"] + 1e-12
+    assert auto.cv_nll_["mixture"] <= auto.cv_nll_["map"] + 1e-12
+    with pytest.raises(ValueError, match="ts_weight"):
+        VennAbersCalibration(ts_weight=0.3).fit(np.linspace(0.1, 0.9, 20), np.arange(20) % 2)
+    with pytest.raises(ValueError, match="ts_weight"):
+        VennAbersCalibration(ts_weight=2).fit(z, y)
+
+
+def test_default_never_worse_than_uncalibrated_on_cifar100(shared_data):
+    """Before: one-vs-rest Venn-Abers alone on WRN-16-4 CIFAR-100 (5,000 rows, 100 classes)
+    had a test NLL above the uncalibrated model's on both halves (0.985 vs 0.957)."""
+    import calkit
+
+    with np.load(shared_data("cifar_softmax_netcal", "wideresnet-16-4-cifar-100.npz")) as d:
+        p, y = d["predictions"].astype(np.float64), d["ground_truth"].astype(np.int64)
+    z = np.log(np.clip(p, 1e-12, None))
+    order = np.random.default_rng(0).permutation(len(y))
+    a, b = order[:5000], order[5000:]
+    est = VennAbersCalibration().fit(z[a], y[a])
+    assert calkit.nll(y[b], est.predict_proba(z[b])) < calkit.nll(y[b], softmax(z[b], axis=1))
+    pure = VennAbersCalibration(ts_weight=0).fit(z[a], y[a])
+    assert calkit.nll(y[b], pure.predict_proba(z[b])) > calkit.nll(y[b], est.predict_proba(z[b]))
