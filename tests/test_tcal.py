@@ -94,9 +94,11 @@ def test_warns_when_too_few_resamples_to_reject():
 
 @pytest.mark.slow
 def test_size_and_power():
+    """1,000 calibrated seeds (binomial sd 0.7 points at 5%): the Bonferroni test is
+    conservative, its type-I error at most 1.5 points above the nominal 5%."""
     rng = np.random.default_rng(1)
     rejected, power = [], []
-    for _ in range(150):
+    for _ in range(1000):
         z = rng.uniform(size=500)
         rejected.append(t_cal_test((rng.uniform(size=500) < z).astype(int), z,
                                    view="positive", n_resamples=1000,
@@ -106,7 +108,7 @@ def test_size_and_power():
         power.append(t_cal_test((rng.uniform(size=1000) < z ** 1.4).astype(int), z,
                                 view="positive", n_resamples=1000,
                                 random_state=rng).reject())
-    assert np.mean(rejected) <= 0.09               # Bonferroni over levels: conservative
+    assert np.mean(rejected) <= 0.05 + 0.015       # Bonferroni over levels: conservative
     assert np.mean(power) > 0.8
 
 
