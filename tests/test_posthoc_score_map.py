@@ -304,3 +304,20 @@ def test_isotonic_one_vs_rest_absent_class_maps_to_zero():
     assert np.all(q[:, 2] == 0)
     np.testing.assert_allclose(q.sum(1), 1, atol=1e-12)
     assert iso.predict_proba(z)[:, 2].min() > 0  # the default floor
+
+
+def test_rescale_top_label_subnormal_rest_does_not_overflow():
+    """Before: a row whose other classes summed to a subnormal number (3e-310) overflowed
+    the proportional scale (1 - c) / rest (found by the mixture's hypothesis test)."""
+    import warnings
+
+    from calkit.posthoc._score_map import rescale_top_label
+
+    p = np.array([[1.0, 3e-310, 0.0], [1.0, 5e-324, 0.0], [0.7, 0.2, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = rescale_top_label(p, np.array([0.9, 0.95, 0.8]), floor=1e-12)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-15)
+    assert (out.argmax(axis=1) == 0).all() and out.min() >= 1e-12
+    np.testing.assert_allclose(out[:, 0], [0.9, 0.95, 0.8])

@@ -143,10 +143,12 @@ def rescale_top_label(p: np.ndarray, c: np.ndarray, floor: float = 0.0) -> np.nd
     others = np.array(p, dtype=np.float64)
     others[rows, top] = 0.0
     rest = others.sum(axis=1)  # summed directly: 1 - p_top loses digits when p_top ~ 1
-    scale = (1.0 - c) / np.where(rest > 0, rest, 1.0)
+    # a rest of subnormal size would overflow the proportional scale: shared by clipping
+    shared = rest >= np.finfo(np.float64).tiny
+    scale = (1.0 - c) / np.where(shared, rest, 1.0)
     out = others * scale[:, None]
     out[rows, top] = np.inf  # excluded from the bound checks below
-    bad = (rest <= 0) | (out.min(axis=1) < floor) | \
+    bad = ~shared | (out.min(axis=1) < floor) | \
         (np.where(np.isinf(out), -np.inf, out).max(axis=1) > cap)
     if bad.any():
         out[bad] = _clipped_share(others[bad], top[bad], 1.0 - c[bad], floor, cap[bad])
