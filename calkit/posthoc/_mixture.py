@@ -23,15 +23,56 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from numbers import Real
 
 import numpy as np
 from scipy.optimize import brentq
 from sklearn.exceptions import ConvergenceWarning
 
+from calkit.logits import softmax
+from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc.temperature import TemperatureScaling
 
-#: folds of the internal cross-validation behind ``identity_weight="auto"``
+#: folds of the internal cross-validation behind ``ts_weight="auto"``
 N_FOLDS = 5
+
+#: fitted attributes of a calibrator mixed with temperature scaling (:func:`fit_mixture`)
+MIXTURE_FITTED_SPEC = {
+    "ts_weight_": ValueSpec("float", ge=0, le=1, required=False),
+    "temperature_": ValueSpec("float", gt=0, required=False),
+    "cv_nll_": ValueSpec("unsaved")}
+
+
+def check_ts_weight(weight) -> None:
+    """``ts_weight`` (of the maps, :class:`~calkit.posthoc.ScalingBinning` and
+    :class:`~calkit.posthoc.VennAbersCalibration`) is valid.
+
+    It must be ``"auto"`` or a number in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> from calkit.posthoc._mixture import check_ts_weight
+    >>> check_ts_weight(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: ts_weight must be 'auto' or a number in [0, 1], got 1.5
+    """
+    if not (isinstance(weight, str) and weight == "auto") and (
+            isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= 1):
+        raise ValueError(f"ts_weight must be 'auto' or a number in [0, 1], got {weight!r}")
+
+
+def check_ts_weight_for_1d(weight) -> None:
+    """1-D scores are calibrated without the mixture: a fixed ``ts_weight > 0`` is refused."""
+    if not isinstance(weight, str) and weight > 0:
+        raise ValueError("ts_weight mixes (N, K) probabilities with temperature scaling; 1-D "
+                         "scores get the calibrator alone: pass ts_weight=0 or 'auto'")
+
+
+def check_mixture_attributes(est, temperature: str = "temperature_") -> None:
+    """A loaded calibrator with ``ts_weight_ > 0`` has the temperature it mixes in."""
+    if getattr(est, "ts_weight_", 0.0) > 0 and not hasattr(est, temperature):
+        raise ValueError(f"ts_weight_ > 0 needs {temperature} (the mixed-in softmax)")
 
 
 def nll_mixture_weight(p: np.ndarray, q: np.ndarray, labels: np.ndarray,
@@ -171,7 +212,13 @@ def cross_val_weight(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
     oof = np.array(reference, dtype=np.float64)
     for f in held:
         test = folds == f
-        oof[test] = fit_predict(~test, test)
+        try:
+            oof[test] = fit_predict(~test, test)
+        except ValueError as exc:
+            raise ValueError(f"ts_weight='auto' refits the calibrator on {held.size - 1}/"
+                             f"{held.size} of the samples ({held.size}-fold cross-validation) "
+                             f"and that failed: {exc}. Pass ts_weight=0 (the calibrator "
+                             "alone) or a fixed weight in [0, 1]") from exc
     a = nll_mixture_weight(oof, reference, labels, sample_weight)
     w = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, float)
     rows = np.arange(len(labels))
@@ -182,3 +229,25 @@ def cross_val_weight(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
     return a, {"map": mean_nll(oof[rows, labels]), "reference": mean_nll(reference[rows, labels]),
                "mixture": mean_nll(mix)}
+
+
+def fit_mixture(est, z: np.ndarray, labels: np.ndarray, sample_weight,
+                fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                reference: Callable[[], np.ndarray], temperature: str = "temperature_") -> None:
+    """Set the mixture of ``est``'s output with temperature scaling from ``est.ts_weight``.
+
+    Sets ``temperature`` (the attribute, ``temperature_`` by default; 1.0 when
+    ``ts_weight=0``), ``ts_weight_`` (a given number, or for ``"auto"`` the
+    :func:`cross_val_weight` of ``fit_predict`` on :func:`score_folds` of the
+    top softmax probability) and ``cv_nll_`` (empty unless ``"auto"``).
+    ``reference()`` gives the mixed-in probabilities of ``z``; it is called
+    after the temperature is set.
+    """
+    a = est.ts_weight
+    setattr(est, temperature, fit_temperature(z, labels, sample_weight)
+            if isinstance(a, str) or a > 0 else 1.0)
+    est.cv_nll_ = {}
+    if isinstance(a, str):  # "auto": the weight of TS, by out-of-fold NLL
+        folds = score_folds(softmax(z).max(axis=1), labels, sample_weight)
+        a, est.cv_nll_ = cross_val_weight(fit_predict, reference(), labels, folds, sample_weight)
+    est.ts_weight_ = float(a)

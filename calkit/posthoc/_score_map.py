@@ -90,7 +90,13 @@ from calkit.posthoc._base import (
     check_fit_logits,
     check_predict_logits,
 )
-from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, fit_temperature, score_folds
+from calkit.posthoc._mixture import (
+    MIXTURE_FITTED_SPEC,
+    check_mixture_attributes,
+    check_ts_weight,
+    check_ts_weight_for_1d,
+    fit_mixture,
+)
 from calkit.posthoc._persistence import ValueSpec
 
 MULTICLASS = ("top_label", "one_vs_rest")
@@ -194,24 +200,6 @@ def _check_floor(floor, k: int) -> None:
                          f"got {floor!r}")
 
 
-def check_ts_weight(weight) -> None:
-    """``ts_weight`` (of the maps and :class:`~calkit.posthoc.ScalingBinning`) is valid.
-
-    It must be ``"auto"`` or a number in ``[0, 1]``.
-
-    Examples
-    --------
-    >>> from calkit.posthoc._score_map import check_ts_weight
-    >>> check_ts_weight(1.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: ts_weight must be 'auto' or a number in [0, 1], got 1.5
-    """
-    if not (isinstance(weight, str) and weight == "auto") and (
-            isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight <= 1):
-        raise ValueError(f"ts_weight must be 'auto' or a number in [0, 1], got {weight!r}")
-
-
 def floor_probabilities(q: np.ndarray, floor: float) -> np.ndarray:
     """Rows of ``q`` with every entry at least ``floor``, mass taken proportionally.
 
@@ -237,9 +225,7 @@ class _ScoreMapCalibrator(BaseCalibrator):
         "nodes_y_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
         "n_classes_": ValueSpec("int", ge=2, dim="K"),
-        "ts_weight_": ValueSpec("float", ge=0, le=1, required=False),
-        "temperature_": ValueSpec("float", gt=0, required=False),
-        "cv_nll_": ValueSpec("unsaved"),
+        **MIXTURE_FITTED_SPEC,
         "accuracy_change_": ValueSpec("unsaved")}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
         "multiclass": ValueSpec("str", choices=MULTICLASS),
@@ -279,8 +265,7 @@ class _ScoreMapCalibrator(BaseCalibrator):
         unsorted[o[1:-1, 0] - 1] = False  # where one map ends and the next begins
         if unsorted.any():
             raise ValueError("nodes_x_ must be sorted within every map")
-        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "temperature_"):
-            raise ValueError("ts_weight_ > 0 needs temperature_ (the mixed-in softmax)")
+        check_mixture_attributes(self)
 
     def _fit_map(self, scores: np.ndarray, targets: np.ndarray,
                  sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
@@ -298,18 +283,14 @@ class _ScoreMapCalibrator(BaseCalibrator):
         """
         check_option(self.multiclass, "multiclass", MULTICLASS)
         self._check_params()
-        self.cv_nll_ = {}
         if getattr(X, "ndim", np.ndim(X)) == 1:
             scores = _check_1d_scores(X, self._score_range)
             targets = check_fit_binary_targets(y, len(scores))
             _check_floor(self.floor, 2)
-            if not isinstance(self.ts_weight, str) and self.ts_weight > 0:
-                raise ValueError("ts_weight mixes (N, K) probabilities with temperature "
-                                 "scaling; 1-D scores get the map alone: pass ts_weight=0 "
-                                 "or 'auto'")
+            check_ts_weight_for_1d(self.ts_weight)
             self._set_nodes(self._fit_nodes([(scores, targets)], sample_weight))
             self.n_classes_ = 2
-            self.ts_weight_, self.temperature_ = 0.0, 1.0
+            self.ts_weight_, self.temperature_, self.cv_nll_ = 0.0, 1.0, {}
             if self._score_range == "probability":  # 1-D: the class is p > 0.5, before and after
                 after = self.calibrate_scores(scores) > 0.5
                 self.accuracy_change_ = float(np.mean(after == (targets > 0.5))
@@ -320,12 +301,12 @@ class _ScoreMapCalibrator(BaseCalibrator):
         self.n_classes_ = int(z.shape[1])
         _check_floor(self.floor, self.n_classes_)
         self._set_nodes(self._fit_nodes(self._pairs(p, labels), sample_weight))
-        a = self.ts_weight
-        self.temperature_ = fit_temperature(z, labels, sample_weight) \
-            if isinstance(a, str) or a > 0 else 1.0
-        if isinstance(a, str):  # "auto": the weight of TS, by out-of-fold NLL
-            a, self.cv_nll_ = self._cross_val_weight(z, p, labels, sample_weight)
-        self.ts_weight_ = float(a)
+
+        def fit_predict(train, test):  # the maps refitted on 4/5 of the rows predict the rest
+            w = None if sample_weight is None else sample_weight[train]
+            return self._mapped(p[test], self._fit_nodes(self._pairs(p[train], labels[train]), w))
+
+        fit_mixture(self, z, labels, sample_weight, fit_predict, lambda: self._reference(z))
         self.accuracy_change_ = (0.0 if self.multiclass == "top_label"
                                  else accuracy_change(z, self._predict_proba(z), labels))
         return self
@@ -346,23 +327,6 @@ class _ScoreMapCalibrator(BaseCalibrator):
 
     def _set_nodes(self, nodes) -> None:
         self.nodes_x_, self.nodes_y_, self.offsets_ = nodes
-
-    def _cross_val_weight(self, z, p, labels, sample_weight):
-        """``ts_weight="auto"``: the maps refitted on 4/5 of the rows predict the rest."""
-        folds = score_folds(p.max(axis=1), labels, sample_weight)
-
-        def fit_predict(train, test):
-            w = None if sample_weight is None else sample_weight[train]
-            try:
-                nodes = self._fit_nodes(self._pairs(p[train], labels[train]), w)
-            except ValueError as exc:
-                raise ValueError(f"ts_weight='auto' refits the map on {N_FOLDS - 1}/"
-                                 f"{N_FOLDS} of the samples ({N_FOLDS}-fold cross-validation) "
-                                 f"and that failed: {exc}. Pass ts_weight=0 (the map "
-                                 "alone) or a fixed weight in [0, 1]") from exc
-            return self._mapped(p[test], nodes)
-
-        return cross_val_weight(fit_predict, self._reference(z), labels, folds, sample_weight)
 
     def _reference(self, z: np.ndarray) -> np.ndarray:
         """``softmax(z / temperature_)`` floored like the map's output (the mixture's other end)."""

@@ -80,9 +80,9 @@ from calkit._validation import check_n_bins, check_option
 from calkit.binning import assign_bins, bin_table, quantile_edges
 from calkit.logits import softmax
 from calkit.posthoc._base import BaseCalibrator, check_fit_logits, check_predict_logits
-from calkit.posthoc._mixture import N_FOLDS, cross_val_weight, fit_temperature, score_folds
+from calkit.posthoc._mixture import check_mixture_attributes, check_ts_weight, fit_mixture
 from calkit.posthoc._persistence import ValueSpec
-from calkit.posthoc._score_map import MULTICLASS, check_ts_weight, rescale_top_label
+from calkit.posthoc._score_map import MULTICLASS, rescale_top_label
 from calkit.posthoc.binary import fit_platt
 from calkit.posthoc.temperature import TemperatureScaling
 
@@ -237,8 +237,7 @@ class ScalingBinning(BaseCalibrator):
                 or (lengths[:, 1] < 1).any() or (lengths[:, 0] != lengths[:, 1] + 1).any():
             raise ValueError("offsets_ must cut edges_ and values_ into maps of n + 1 edges "
                              "and n >= 1 values")
-        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "ts_temperature_"):
-            raise ValueError("ts_weight_ > 0 needs ts_temperature_ (the mixed-in softmax)")
+        check_mixture_attributes(self, "ts_temperature_")
         if self.prob_floor * self.n_classes_ >= 1:
             raise ValueError(f"prob_floor={self.prob_floor} is too large for "
                              f"{self.n_classes_} classes")
@@ -290,26 +289,14 @@ class ScalingBinning(BaseCalibrator):
         z, labels = check_fit_logits(X, y)
         self._check_params(int(z.shape[1]))
         self._fit_maps(z, labels)
-        a = self.ts_weight
-        self.cv_nll_ = {}
-        self.ts_temperature_ = fit_temperature(z, labels) if isinstance(a, str) or a > 0 \
-            else 1.0
-        if isinstance(a, str):  # "auto": the weight of TS, by out-of-fold NLL
-            folds = score_folds(softmax(z).max(axis=1), labels)
 
-            def fit_predict(train, test):
-                pure = clone(self).set_params(ts_weight=0)
-                try:
-                    pure._fit_maps(z[train], labels[train])
-                except ValueError as exc:
-                    raise ValueError(f"ts_weight='auto' refits on {N_FOLDS - 1}/{N_FOLDS} "
-                                     f"of the samples ({N_FOLDS}-fold cross-validation) and "
-                                     f"that failed: {exc}. Pass ts_weight=0 (the "
-                                     "method alone) or a fixed weight in [0, 1]") from exc
-                return pure._mapped(z[test])
+        def fit_predict(train, test):  # refitted on 4/5 of the rows, predicting the rest
+            pure = clone(self).set_params(ts_weight=0)
+            pure._fit_maps(z[train], labels[train])
+            return pure._mapped(z[test])
 
-            a, self.cv_nll_ = cross_val_weight(fit_predict, self._reference(z), labels, folds)
-        self.ts_weight_ = float(a)
+        fit_mixture(self, z, labels, None, fit_predict, lambda: self._reference(z),
+                    temperature="ts_temperature_")
         return self
 
     def _fit_maps(self, z: np.ndarray, labels: np.ndarray) -> None:

@@ -86,12 +86,17 @@ from calkit.posthoc._base import (
     check_fit_logits,
     check_predict_logits,
 )
-from calkit.posthoc._mixture import cross_val_weight, fit_temperature, score_folds
+from calkit.posthoc._mixture import (
+    MIXTURE_FITTED_SPEC,
+    check_mixture_attributes,
+    check_ts_weight,
+    check_ts_weight_for_1d,
+    fit_mixture,
+)
 from calkit.posthoc._persistence import ValueSpec
 from calkit.posthoc._score_map import (
     _check_1d_scores,
     _check_floor,
-    check_ts_weight,
     floor_probabilities,
 )
 from calkit.posthoc._sklearn_api import predict_input
@@ -426,9 +431,7 @@ class VennAbersCalibration(BaseCalibrator):
         "p1_": ValueSpec("array", shape=("*",), ge=0, le=1),
         "offsets_": ValueSpec("array", shape=("*", 2), dtype="int64", ge=0),
         "n_classes_": ValueSpec("int", ge=2, dim="K"),
-        "ts_weight_": ValueSpec("float", ge=0, le=1, required=False),
-        "temperature_": ValueSpec("float", gt=0, required=False),
-        "cv_nll_": ValueSpec("unsaved"),
+        **MIXTURE_FITTED_SPEC,
         "accuracy_change_": ValueSpec("unsaved")}
     _param_spec: ClassVar[dict[str, ValueSpec]] = {
         "multiclass": ValueSpec("str", choices=MULTICLASS),
@@ -490,8 +493,7 @@ class VennAbersCalibration(BaseCalibrator):
                 raise ValueError(f"{name} must be non-decreasing within every predictor")
         if (p0 > p1).any():
             raise ValueError("p0_ must not exceed p1_ (p0 <= p1 in every slot)")
-        if getattr(self, "ts_weight_", 0.0) > 0 and not hasattr(self, "temperature_"):
-            raise ValueError("ts_weight_ > 0 needs temperature_ (the mixed-in softmax)")
+        check_mixture_attributes(self)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, sample_weight=None) -> VennAbersCalibration:
@@ -515,25 +517,26 @@ class VennAbersCalibration(BaseCalibrator):
             raise ValueError(f"n_folds={n_folds} folds need at least {n_folds} calibration "
                              f"samples, got n_samples={n}")
         w_all = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        if one_d and not isinstance(self.ts_weight, str) and self.ts_weight > 0:
-            raise ValueError("ts_weight mixes (N, K) probabilities with temperature scaling; "
-                             "1-D scores get the Venn-Abers predictor alone: pass ts_weight=0 "
-                             "or 'auto'")
+        if one_d:
+            check_ts_weight_for_1d(self.ts_weight)
         self.__dict__.update(self._fit_predictors(s if one_d else z, labels, w_all, one_d))
         self.n_classes_ = n_classes
-        self.ts_weight_, self.temperature_, self.cv_nll_ = 0.0, 1.0, {}
         if one_d:
+            self.ts_weight_, self.temperature_, self.cv_nll_ = 0.0, 1.0, {}
             if s.min() >= 0 and s.max() <= 1:
                 after = self._predict_proba(s) > 0.5
                 self.accuracy_change_ = float(np.mean(after == (labels == 1))
                                               - np.mean((s > 0.5) == (labels == 1)))
             return self
-        a = self.ts_weight
-        if isinstance(a, str) or a > 0:
-            self.temperature_ = fit_temperature(z, labels, sample_weight)
-        if isinstance(a, str):  # "auto": the weight of TS, by out-of-fold NLL
-            a, self.cv_nll_ = self._cross_val_weight(z, labels, w_all, sample_weight)
-        self.ts_weight_ = float(a)
+
+        def fit_predict(train, test):  # refitted on 4/5 of the rows, predicting the rest
+            part = copy.copy(self)
+            part.__dict__.update(self._fit_predictors(z[train], labels[train], w_all[train],
+                                                      False))
+            part.ts_weight_ = 0.0
+            return part._predict_proba(z[test])
+
+        fit_mixture(self, z, labels, sample_weight, fit_predict, lambda: self._reference(z))
         self.accuracy_change_ = accuracy_change(z, self._predict_proba(z), labels)
         return self
 
@@ -559,19 +562,6 @@ class VennAbersCalibration(BaseCalibrator):
     def _reference(self, z: np.ndarray) -> np.ndarray:
         """``softmax(z / temperature_)`` floored: the other end of the mixture."""
         return floor_probabilities(softmax(z / float(self.temperature_)), self.floor)
-
-    def _cross_val_weight(self, z, labels, w_all, sample_weight):
-        """``ts_weight="auto"``: the predictor refitted on 4/5 of the rows predicts the rest."""
-        folds = score_folds(softmax(z).max(axis=1), labels, sample_weight)
-
-        def fit_predict(train, test):
-            part = copy.copy(self)
-            part.__dict__.update(self._fit_predictors(z[train], labels[train], w_all[train],
-                                                      False))
-            part.ts_weight_ = 0.0
-            return part._predict_proba(z[test])
-
-        return cross_val_weight(fit_predict, self._reference(z), labels, folds, sample_weight)
 
     def _folds(self, labels: np.ndarray, n_folds: int) -> np.ndarray:
         """Fold of every sample: a seeded permutation, stratified by label (all 0 for IVAP)."""
